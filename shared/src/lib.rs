@@ -1,0 +1,11 @@
+//! Types and pure helpers shared by the `minutes` API, workers and command line.
+//!
+//! This crate does no audio work and links no machine-learning runtime: the API depends on
+//! it and must stay small. It owns the transcript model and its text renderings (plain
+//! text, SRT, WebVTT, JSON) and the word-error-rate measure used by tests and benchmarks.
+
+pub mod subtitles;
+pub mod transcript;
+pub mod wer;
+
+pub use transcript::{Segment, Transcript, Word};

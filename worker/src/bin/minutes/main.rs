@@ -1,0 +1,42 @@
+//! `minutes`: the command line. This file parses arguments and reports errors; each
+//! subcommand lives in its own module.
+
+mod transcribe;
+mod wer;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Meeting recordings to transcripts and minutes, on your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "minutes", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Transcribe a recording (audio or video) with Whisper.
+    Transcribe(transcribe::Args),
+    /// Word error rate of a transcript against a reference text.
+    Wer(wer::Args),
+}
+
+fn main() -> ExitCode {
+    minutes_worker::panic_guard::install_quiet_hook();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Transcribe(args) => transcribe::run(args),
+        Command::Wer(args) => wer::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, the whole chain of causes, no backtrace.
+            eprintln!("minutes: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
