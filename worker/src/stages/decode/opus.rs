@@ -23,13 +23,9 @@ pub(super) struct OpusPacketDecoder {
 impl OpusPacketDecoder {
     pub(super) fn new(params: &CodecParameters) -> Result<Self, DecodeError> {
         let head = params.extra_data.as_deref().and_then(parse_opus_head);
-        let channels = head
-            .map(|h| h.channels)
-            .or_else(|| params.channels.map(|c| c.count()))
-            .unwrap_or(1);
-        let pre_skip = head
-            .map(|h| h.pre_skip)
-            .unwrap_or(params.delay.unwrap_or(0) as usize);
+        let channels =
+            head.map(|h| h.channels).or_else(|| params.channels.map(|c| c.count())).unwrap_or(1);
+        let pre_skip = head.map(|h| h.pre_skip).unwrap_or(params.delay.unwrap_or(0) as usize);
         let layout = match channels {
             1 => opus::Channels::Mono,
             2 => opus::Channels::Stereo,
@@ -93,13 +89,7 @@ mod tests {
     fn reads_channels_and_pre_skip_from_opus_head() {
         let mut head = b"OpusHead".to_vec();
         head.extend_from_slice(&[1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0]);
-        assert_eq!(
-            parse_opus_head(&head),
-            Some(OpusHead {
-                channels: 2,
-                pre_skip: 312
-            })
-        );
+        assert_eq!(parse_opus_head(&head), Some(OpusHead { channels: 2, pre_skip: 312 }));
         assert_eq!(parse_opus_head(b"OpusTags"), None);
     }
 }

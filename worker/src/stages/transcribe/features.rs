@@ -115,9 +115,7 @@ fn mel_to_hz(mel: f32) -> f32 {
 /// row-major `[n_mels, n_fft/2 + 1]`.
 fn mel_filters(n_mels: usize, sample_rate: f32, n_fft: usize) -> Vec<f32> {
     let bins = n_fft / 2 + 1;
-    let fft_freqs: Vec<f32> = (0..bins)
-        .map(|i| i as f32 * sample_rate / n_fft as f32)
-        .collect();
+    let fft_freqs: Vec<f32> = (0..bins).map(|i| i as f32 * sample_rate / n_fft as f32).collect();
     let (mel_min, mel_max) = (hz_to_mel(0.0), hz_to_mel(sample_rate / 2.0));
     let mel_points: Vec<f32> = (0..n_mels + 2)
         .map(|i| mel_to_hz(mel_min + (mel_max - mel_min) * i as f32 / (n_mels + 1) as f32))

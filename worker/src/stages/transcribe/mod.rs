@@ -46,9 +46,9 @@ impl std::str::FromStr for Precision {
             "int8" => Ok(Self::Int8),
             "float32" => Ok(Self::Float32),
             "default" => Ok(Self::Default),
-            other => Err(format!(
-                "unknown compute type {other:?} (expected int8, float32 or default)"
-            )),
+            other => {
+                Err(format!("unknown compute type {other:?} (expected int8, float32 or default)"))
+            }
         }
     }
 }
@@ -60,8 +60,12 @@ pub struct ModelOptions {
     pub model_dir: PathBuf,
     /// Numeric precision.
     pub precision: Precision,
-    /// CPU threads for one transcription.
+    /// CPU threads for one transcription, in all.
     pub threads: usize,
+    /// Batches decoded side by side, each by its own replica with `threads / lanes`
+    /// threads. Beam search over a few windows does not keep several threads busy, so on a
+    /// small machine two single-threaded lanes beat one lane with two threads.
+    pub lanes: usize,
 }
 
 /// How one recording is transcribed.
@@ -79,12 +83,7 @@ pub struct TranscribeOptions {
 
 impl Default for TranscribeOptions {
     fn default() -> Self {
-        Self {
-            language: None,
-            beam_size: 5,
-            batch_size: 8,
-            word_timestamps: false,
-        }
+        Self { language: None, beam_size: 5, batch_size: 8, word_timestamps: false }
     }
 }
 
@@ -112,10 +111,7 @@ pub enum TranscribeError {
 
 impl TranscribeError {
     fn invalid_model(path: &Path, reason: String) -> Self {
-        Self::InvalidModel {
-            path: path.to_path_buf(),
-            reason,
-        }
+        Self::InvalidModel { path: path.to_path_buf(), reason }
     }
 }
 
@@ -125,6 +121,8 @@ pub struct WhisperModel {
     vocabulary: Vocabulary,
     extractor: FeatureExtractor,
     name: String,
+    /// Model replicas decoding side by side (CTranslate2 shares the weights between them).
+    lanes: usize,
 }
 
 impl WhisperModel {
@@ -132,12 +130,10 @@ impl WhisperModel {
     pub fn load(options: &ModelOptions) -> Result<Self, TranscribeError> {
         let dir = &options.model_dir;
         if !dir.join("model.bin").is_file() {
-            return Err(TranscribeError::invalid_model(
-                dir,
-                "model.bin is missing".into(),
-            ));
+            return Err(TranscribeError::invalid_model(dir, "model.bin is missing".into()));
         }
         let vocabulary = Vocabulary::load(dir)?;
+        let lanes = options.lanes.clamp(1, options.threads.max(1));
         let config = Config {
             device: Device::CPU,
             compute_type: match options.precision {
@@ -145,7 +141,8 @@ impl WhisperModel {
                 Precision::Float32 => ComputeType::FLOAT32,
                 Precision::Default => ComputeType::DEFAULT,
             },
-            num_threads_per_replica: options.threads.max(1),
+            device_indices: vec![0; lanes],
+            num_threads_per_replica: (options.threads / lanes).max(1),
             ..Config::default()
         };
         let whisper = Whisper::new(dir, config)
@@ -155,12 +152,7 @@ impl WhisperModel {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| dir.display().to_string());
-        Ok(Self {
-            whisper,
-            vocabulary,
-            extractor: FeatureExtractor::new(n_mels),
-            name,
-        })
+        Ok(Self { whisper, vocabulary, extractor: FeatureExtractor::new(n_mels), name, lanes })
     }
 
     /// Whether the model transcribes languages other than English.
@@ -182,15 +174,41 @@ impl WhisperModel {
         let prompt = self.prompt(&language)?;
         let mut segments: Vec<Segment> = Vec::new();
         let batch_size = options.batch_size.max(1);
-        for batch in windows.chunks(batch_size) {
-            let results = self.decode_batch(audio, batch, &prompt, options)?;
-            for (window, result) in batch.iter().zip(results) {
+        let lanes = self.lanes.max(1);
+        // Each round hands every lane (a model replica with its own threads) one batch.
+        for round in windows.chunks(batch_size * lanes) {
+            let per_lane = round.len().div_ceil(lanes);
+            let outcomes: Vec<Result<Vec<WindowResult>, TranscribeError>> = if per_lane
+                == round.len()
+            {
+                vec![self.decode_batch(audio, round, &prompt, options)]
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = round
+                        .chunks(per_lane)
+                        .map(|batch| {
+                            scope.spawn(|| self.decode_batch(audio, batch, &prompt, options))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|handle| {
+                            handle.join().unwrap_or_else(|_| {
+                                Err(TranscribeError::Engine("a decoding thread panicked".into()))
+                            })
+                        })
+                        .collect()
+                })
+            };
+            let mut results = Vec::with_capacity(round.len());
+            for outcome in outcomes {
+                results.extend(outcome?);
+            }
+            for (window, result) in round.iter().zip(results) {
                 let offset = window.start as f64 / SAMPLE_RATE as f64;
                 segments.extend(result.into_segments(offset));
             }
-            let done = batch
-                .last()
-                .map_or(1.0, |w| w.end as f64 / audio.len().max(1) as f64);
+            let done = round.last().map_or(1.0, |w| w.end as f64 / audio.len().max(1) as f64);
             if progress(done.min(1.0)).is_break() {
                 return Err(TranscribeError::Cancelled);
             }
@@ -210,8 +228,7 @@ impl WhisperModel {
     fn features(&self, audio: &[f32], windows: &[std::ops::Range<usize>]) -> Vec<f32> {
         let mut data = Vec::with_capacity(windows.len() * self.extractor.n_mels() * WINDOW_FRAMES);
         for window in windows {
-            self.extractor
-                .window_features(&audio[window.clone()], &mut data);
+            self.extractor.window_features(&audio[window.clone()], &mut data);
         }
         data
     }
@@ -236,10 +253,8 @@ impl WhisperModel {
             return_no_speech_prob: true,
             ..WhisperOptions::default()
         };
-        let generated = self
-            .whisper
-            .generate(&encoded, &prompts, &whisper_options)
-            .map_err(engine)?;
+        let generated =
+            self.whisper.generate(&encoded, &prompts, &whisper_options).map_err(engine)?;
         let mut results: Vec<WindowResult> = windows
             .iter()
             .zip(generated)
@@ -264,10 +279,8 @@ impl WhisperModel {
         windows: &[std::ops::Range<usize>],
         results: &mut [WindowResult],
     ) -> Result<(), TranscribeError> {
-        let start_sequence: Vec<usize> = prompt
-            .iter()
-            .filter_map(|t| self.vocabulary.id(t))
-            .collect();
+        let start_sequence: Vec<usize> =
+            prompt.iter().filter_map(|t| self.vocabulary.id(t)).collect();
         let text_tokens: Vec<Vec<usize>> = results.iter().map(WindowResult::text_tokens).collect();
         if text_tokens.iter().all(Vec::is_empty) {
             return Ok(());
@@ -334,12 +347,7 @@ impl WhisperModel {
         }
         let best = totals.into_iter().max_by(|a, b| a.1.total_cmp(&b.1));
         Ok(best
-            .map(|(token, _)| {
-                token
-                    .trim_start_matches("<|")
-                    .trim_end_matches("|>")
-                    .to_string()
-            })
+            .map(|(token, _)| token.trim_start_matches("<|").trim_end_matches("|>").to_string())
             .unwrap_or_else(|| "en".into()))
     }
 

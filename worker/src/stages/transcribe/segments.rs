@@ -55,17 +55,12 @@ impl WindowResult {
         if text_tokens == 0 {
             return Self::default();
         }
-        Self {
-            segments: split_segments(vocabulary, &ids, window_seconds),
-        }
+        Self { segments: split_segments(vocabulary, &ids, window_seconds) }
     }
 
     /// The text tokens of the whole window, in order (what word alignment needs).
     pub fn text_tokens(&self) -> Vec<usize> {
-        self.segments
-            .iter()
-            .flat_map(|s| s.tokens.iter().copied())
-            .collect()
+        self.segments.iter().flat_map(|s| s.tokens.iter().copied()).collect()
     }
 
     /// Times every word from the alignment of [`Self::text_tokens`] to encoder frames.
@@ -101,16 +96,8 @@ impl WindowResult {
                     return;
                 }
                 let text = vocabulary.decode(tokens).trim().to_string();
-                let start = token_start
-                    .get(first)
-                    .copied()
-                    .flatten()
-                    .unwrap_or(segment.start);
-                let end = token_start
-                    .get(last_exclusive)
-                    .copied()
-                    .flatten()
-                    .unwrap_or(segment.end);
+                let start = token_start.get(first).copied().flatten().unwrap_or(segment.start);
+                let end = token_start.get(last_exclusive).copied().flatten().unwrap_or(segment.end);
                 let probs = &probabilities
                     [first.min(probabilities.len())..last_exclusive.min(probabilities.len())];
                 let probability = if probs.is_empty() {
@@ -150,15 +137,11 @@ impl WindowResult {
                 let words = raw.words.map(|words| {
                     words
                         .into_iter()
-                        .map(|w| Word {
-                            start: w.start + offset,
-                            end: w.end + offset,
-                            ..w
-                        })
+                        .map(|w| Word { start: w.start + offset, end: w.end + offset, ..w })
                         .collect::<Vec<_>>()
                 });
                 let text = cut_loops(&raw.text);
-                (!text.is_empty()).then(|| Segment {
+                (!text.is_empty()).then_some(Segment {
                     start: raw.start + offset,
                     end: raw.end + offset,
                     text,
@@ -214,10 +197,7 @@ fn split_segments(vocabulary: &Vocabulary, ids: &[usize], window_seconds: f64) -
 /// [`MAX_LOOP_WORDS`] words ("no, no, no" survives; forty "thank you"s do not).
 pub fn cut_loops(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let key = |w: &str| {
-        w.trim_matches(|c: char| !c.is_alphanumeric())
-            .to_lowercase()
-    };
+    let key = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
     let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
     let mut keep = vec![true; words.len()];
     let mut i = 0;
@@ -231,9 +211,7 @@ pub fn cut_loops(text: &str) -> String {
                 copies += 1;
             }
             if copies > MAX_REPEATS {
-                keep[i + MAX_REPEATS * n..i + copies * n]
-                    .iter_mut()
-                    .for_each(|k| *k = false);
+                keep[i + MAX_REPEATS * n..i + copies * n].iter_mut().for_each(|k| *k = false);
                 i += copies * n;
                 advanced = true;
                 break;
@@ -270,9 +248,7 @@ fn parse_detection(debug: &str) -> (String, f32) {
         .split("probability: ")
         .nth(1)
         .and_then(|rest| {
-            rest.trim_end_matches(|c: char| c == '}' || c.is_whitespace())
-                .parse()
-                .ok()
+            rest.trim_end_matches(|c: char| c == '}' || c.is_whitespace()).parse().ok()
         })
         .unwrap_or(0.0);
     (language, probability)
@@ -283,10 +259,8 @@ mod tests {
     use super::*;
 
     fn vocab() -> Vocabulary {
-        let mut tokens: Vec<String> = ["ĠHello", "Ġthere", ".", "ĠBye"]
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
+        let mut tokens: Vec<String> =
+            ["ĠHello", "Ġthere", ".", "ĠBye"].iter().map(|t| t.to_string()).collect();
         tokens.push("<|endoftext|>".into());
         tokens.push("<|startoftranscript|>".into());
         for i in 0..=1500 {
@@ -301,35 +275,17 @@ mod tests {
         let ts = |seconds: f64| v.timestamp_begin + (seconds / 0.02).round() as usize;
         let ids = vec![ts(0.0), 0, 1, 2, ts(1.5), ts(2.0), 3, ts(2.6), ts(3.0), 3];
         let segments = split_segments(&v, &ids, 4.0);
-        let texts: Vec<(&str, f64, f64)> = segments
-            .iter()
-            .map(|s| (s.text.as_str(), s.start, s.end))
-            .collect();
-        assert_eq!(
-            texts,
-            vec![
-                ("Hello there.", 0.0, 1.5),
-                ("Bye", 2.0, 2.6),
-                ("Bye", 3.0, 4.0)
-            ]
-        );
+        let texts: Vec<(&str, f64, f64)> =
+            segments.iter().map(|s| (s.text.as_str(), s.start, s.end)).collect();
+        assert_eq!(texts, vec![("Hello there.", 0.0, 1.5), ("Bye", 2.0, 2.6), ("Bye", 3.0, 4.0)]);
     }
 
     #[test]
     fn loops_are_cut_but_short_repeats_survive() {
-        assert_eq!(
-            cut_loops("no, no, no, I disagree"),
-            "no, no, no, I disagree"
-        );
+        assert_eq!(cut_loops("no, no, no, I disagree"), "no, no, no, I disagree");
         let looped = format!("We agreed.{}", " Thank you.".repeat(40));
-        assert_eq!(
-            cut_loops(&looped),
-            "We agreed. Thank you. Thank you. Thank you."
-        );
-        assert_eq!(
-            cut_loops("a b c a b c a b c a b c a b c end"),
-            "a b c a b c a b c end"
-        );
+        assert_eq!(cut_loops(&looped), "We agreed. Thank you. Thank you. Thank you.");
+        assert_eq!(cut_loops("a b c a b c a b c a b c a b c end"), "a b c a b c a b c end");
     }
 
     #[test]

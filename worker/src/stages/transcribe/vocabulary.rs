@@ -54,25 +54,14 @@ impl Vocabulary {
 
     /// Builds the vocabulary from its tokens in id order.
     pub fn from_tokens(tokens: Vec<String>) -> Result<Self, String> {
-        let ids: HashMap<String, usize> = tokens
-            .iter()
-            .enumerate()
-            .map(|(id, token)| (token.clone(), id))
-            .collect();
+        let ids: HashMap<String, usize> =
+            tokens.iter().enumerate().map(|(id, token)| (token.clone(), id)).collect();
         let find = |token: &str| {
-            ids.get(token)
-                .copied()
-                .ok_or_else(|| format!("the vocabulary has no {token}"))
+            ids.get(token).copied().ok_or_else(|| format!("the vocabulary has no {token}"))
         };
         let end_of_text = find("<|endoftext|>")?;
         let timestamp_begin = find("<|0.00|>")?;
-        Ok(Self {
-            tokens,
-            ids,
-            byte_of_char: byte_decoder(),
-            end_of_text,
-            timestamp_begin,
-        })
+        Ok(Self { tokens, ids, byte_of_char: byte_decoder(), end_of_text, timestamp_begin })
     }
 
     /// The id of `token`, if the vocabulary has it.
@@ -104,11 +93,7 @@ impl Vocabulary {
     pub fn bytes(&self, ids: &[usize], out: &mut Vec<u8>) {
         for &id in ids.iter().filter(|&&id| self.is_text(id)) {
             if let Some(token) = self.tokens.get(id) {
-                out.extend(
-                    token
-                        .chars()
-                        .filter_map(|c| self.byte_of_char.get(&c).copied()),
-                );
+                out.extend(token.chars().filter_map(|c| self.byte_of_char.get(&c).copied()));
             }
         }
     }
