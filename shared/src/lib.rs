@@ -2,10 +2,13 @@
 //!
 //! This crate does no audio work and links no machine-learning runtime: the API depends on
 //! it and must stay small. It owns the transcript model and its text renderings (plain
-//! text, SRT, WebVTT, JSON) and the word-error-rate measure used by tests and benchmarks.
+//! text, SRT, WebVTT, JSON), the minutes model, and the word-error-rate measure used by
+//! tests and benchmarks.
 
+pub mod minutes;
 pub mod subtitles;
 pub mod transcript;
 pub mod wer;
 
+pub use minutes::{ActionItem, Minutes, Point, SummarizerInfo};
 pub use transcript::{Segment, Transcript, Word};

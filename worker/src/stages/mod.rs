@@ -4,4 +4,5 @@
 
 pub mod decode;
 pub mod resample;
+pub mod summarize;
 pub mod transcribe;

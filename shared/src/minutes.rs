@@ -1,0 +1,77 @@
+//! The minutes of a meeting: what the summarize stage produces and the render and notify
+//! stages consume, stored as `minutes.json` beside the PDF.
+//!
+//! Every point cites the start time of the transcript segment it came from (`at`, in
+//! seconds), so a reader can jump to the moment it was said. The JSON shape is versioned
+//! like the transcript's.
+
+use serde::{Deserialize, Serialize};
+
+use crate::transcript::Segment;
+
+/// Version of the serialized minutes; bump it when a field changes meaning.
+pub const MINUTES_FORMAT_VERSION: u32 = 1;
+
+/// Minutes of one recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Minutes {
+    /// Format version, [`MINUTES_FORMAT_VERSION`] when written by this build.
+    pub version: u32,
+    /// Meeting title (given, or made from the file name).
+    pub title: String,
+    /// Meeting date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Duration of the recording in seconds.
+    pub duration: f64,
+    /// ISO 639-1 language of the transcript.
+    pub language: String,
+    /// The uploaded file's name, as the person knows it.
+    pub source_filename: String,
+    /// One paragraph saying what the meeting was about.
+    pub summary: String,
+    /// The main points, in the order they were made.
+    pub key_points: Vec<Point>,
+    /// What was decided.
+    pub decisions: Vec<Point>,
+    /// What someone has to do.
+    pub action_items: Vec<ActionItem>,
+    /// Questions raised and not settled.
+    pub open_questions: Vec<Point>,
+    /// Which summarizer wrote these minutes.
+    pub summarizer: SummarizerInfo,
+    /// The transcript the minutes were made from.
+    pub transcript: Vec<Segment>,
+}
+
+/// A statement from the meeting and when it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// The statement.
+    pub text: String,
+    /// Start of the transcript segment it comes from, in seconds.
+    pub at: f64,
+}
+
+/// Something someone has to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionItem {
+    /// What has to be done.
+    pub text: String,
+    /// Who does it, when a name was said.
+    pub owner: Option<String>,
+    /// By when, as said ("Friday", "end of the month", "15 March").
+    pub due: Option<String>,
+    /// Start of the transcript segment it comes from, in seconds.
+    pub at: f64,
+}
+
+/// The summarizer that produced a set of minutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummarizerInfo {
+    /// Provider name: `extractive` or `openai`.
+    pub provider: String,
+    /// The language model used, for LLM providers.
+    pub model: Option<String>,
+    /// Why the configured provider was replaced by `extractive`, when it was.
+    pub fallback_reason: Option<String>,
+}
