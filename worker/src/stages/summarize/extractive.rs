@@ -72,23 +72,32 @@ fn in_time_order(ids: impl Iterator<Item = usize>) -> Vec<usize> {
     ids
 }
 
-/// Splits every segment into sentences at `.`, `?` and `!` followed by a space.
+/// Splits the transcript into sentences at `.`, `?` and `!` followed by a space. A
+/// sentence may run across segments (Whisper cuts at pauses, not at full stops); it cites
+/// the segment it starts in.
 fn split_sentences(transcript: &Transcript) -> Vec<Sentence> {
     let mut sentences = Vec::new();
+    let mut current = String::new();
+    let mut started_at = 0.0;
     for segment in &transcript.segments {
-        let mut current = String::new();
-        let mut chars = segment.text.chars().peekable();
+        let mut chars = segment.text.trim().chars().peekable();
+        if !current.trim().is_empty() {
+            current.push(' ');
+        }
         while let Some(c) = chars.next() {
+            if current.trim().is_empty() {
+                started_at = segment.start;
+            }
             current.push(c);
             let ends =
                 matches!(c, '.' | '?' | '!') && chars.peek().is_none_or(|n| n.is_whitespace());
             if ends {
-                push_sentence(&mut sentences, &current, segment.start);
+                push_sentence(&mut sentences, &current, started_at);
                 current.clear();
             }
         }
-        push_sentence(&mut sentences, &current, segment.start);
     }
+    push_sentence(&mut sentences, &current, started_at);
     sentences
 }
 
@@ -342,5 +351,27 @@ mod tests {
         ] {
             assert_eq!(due_date(text).as_deref(), due, "{text}");
         }
+    }
+
+    /// Regression: Whisper split "Action item for me, update the survey ..." into two
+    /// segments at the comma, and the item lost its task.
+    #[test]
+    fn a_sentence_split_across_segments_stays_one_sentence() {
+        let mut transcript = meeting();
+        transcript.segments = vec![
+            Segment { start: 48.0, end: 49.5, text: "Action item for me,".into(), words: None },
+            Segment {
+                start: 49.5,
+                end: 53.0,
+                text: "update the customer survey before the end of the month.".into(),
+                words: None,
+            },
+        ];
+        let content = summarize(&transcript);
+        assert_eq!(content.action_items.len(), 1, "{:?}", content.action_items);
+        let item = &content.action_items[0];
+        assert_eq!(item.text, "Update the customer survey before the end of the month.");
+        assert_eq!(item.at, 48.0);
+        assert_eq!(item.due.as_deref(), Some("end of the month"));
     }
 }
