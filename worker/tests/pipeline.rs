@@ -534,3 +534,56 @@ mod pdf {
         assert!(last.contains("Item 2159."), "the last segment is on the last page");
     }
 }
+
+/// `minutes process` writes every output per recording, reports a bad file in one line and
+/// carries on with the next, and fails overall when any file failed.
+#[test]
+fn cli_process_writes_minutes_and_survives_a_bad_file() {
+    let out = tempdir();
+    let good = fixture("meeting.flac");
+    let bad = fixture("bad/notes.mp3");
+    let second = fixture("formats/hello_browser.webm");
+    let output = minutes(&[
+        "process",
+        good.to_str().expect("utf-8"),
+        bad.to_str().expect("utf-8"),
+        second.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--title",
+        "Planning",
+        "--date",
+        "2026-11-22",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("notes.mp3: not a recognised audio or video file"), "{stderr}");
+    assert!(stderr.contains("1 of 3 recordings failed"), "{stderr}");
+    for stem in ["meeting", "hello_browser"] {
+        for suffix in [
+            ".pdf",
+            ".minutes.json",
+            ".transcript.txt",
+            ".transcript.srt",
+            ".transcript.vtt",
+            ".transcript.json",
+        ] {
+            let path = out.join(format!("{stem}{suffix}"));
+            assert!(path.is_file(), "{} missing; stderr: {stderr}", path.display());
+        }
+        assert!(stderr.contains(&format!("{stem}.pdf (decode")), "{stderr}");
+    }
+    assert!(!out.join("notes.pdf").exists());
+    let written: minutes_shared::Minutes =
+        serde_json::from_slice(&std::fs::read(out.join("meeting.minutes.json")).expect("read"))
+            .expect("minutes json parses");
+    assert_eq!(written.title, "Planning");
+    assert_eq!(written.date, "2026-11-22");
+    assert!(!written.decisions.is_empty() && !written.action_items.is_empty());
+    let pdf = std::fs::read(out.join("meeting.pdf")).expect("pdf");
+    assert!(pdf.starts_with(b"%PDF-"));
+
+    let wrong_date = minutes(&["process", good.to_str().expect("utf-8"), "--date", "22/11/2026"]);
+    assert_eq!(wrong_date.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong_date.stderr).contains("expected YYYY-MM-DD"));
+}

@@ -1,6 +1,9 @@
 //! `minutes`: the command line. This file parses arguments and reports errors; each
 //! subcommand lives in its own module.
 
+mod process;
+mod progress;
+mod recognition;
 mod transcribe;
 mod wer;
 
@@ -18,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Turn recordings into minutes: PDF, minutes JSON and transcripts.
+    Process(process::Args),
     /// Transcribe a recording (audio or video) with Whisper.
     Transcribe(transcribe::Args),
     /// Word error rate of a transcript against a reference text.
@@ -28,6 +33,7 @@ fn main() -> ExitCode {
     minutes_worker::panic_guard::install_quiet_hook();
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Process(args) => process::run(args),
         Command::Transcribe(args) => transcribe::run(args),
         Command::Wer(args) => wer::run(args),
     };
