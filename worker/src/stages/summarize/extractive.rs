@@ -45,8 +45,7 @@ pub fn summarize(transcript: &Transcript) -> MinutesContent {
         .filter(|s| is_decision(&s.text) && s.words.len() >= 2)
         .map(|s| Point { text: s.text.clone(), at: s.at })
         .collect();
-    let action_items: Vec<ActionItem> =
-        sentences.iter().filter(|s| !is_decision(&s.text)).filter_map(action_item).collect();
+    let action_items = action_items(&sentences);
     let open_questions: Vec<Point> = sentences
         .iter()
         .filter(|s| is_open_question(&s.text))
@@ -185,6 +184,39 @@ fn is_open_question(text: &str) -> bool {
     marked || (text.ends_with('?') && !request && content_words(text).len() >= MIN_CONTENT_WORDS)
 }
 
+/// The action items in time order. An announcement alone ("Action item for me.") takes
+/// the sentence after it as its task, cited at the announcement's time.
+fn action_items(sentences: &[Sentence]) -> Vec<ActionItem> {
+    let mut items = Vec::new();
+    let mut index = 0;
+    while index < sentences.len() {
+        let sentence = &sentences[index];
+        index += 1;
+        if is_decision(&sentence.text) {
+            continue;
+        }
+        let Some(mut item) = action_item(sentence) else { continue };
+        if item.text.is_empty() {
+            let Some(next) = sentences.get(index) else { continue };
+            index += 1;
+            let task = action_item(next).map_or_else(|| capitalised(&next.text), |i| i.text);
+            item = ActionItem {
+                text: task,
+                due: item.due.or_else(|| due_date(&next.text)),
+                owner: item.owner,
+                at: item.at,
+            };
+        }
+        items.push(item);
+    }
+    items
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// The action item in `sentence`, if it is one: who (a name said with it), what, by when.
 fn action_item(sentence: &Sentence) -> Option<ActionItem> {
     static ACTION: OnceLock<Regex> = OnceLock::new();
@@ -213,12 +245,9 @@ fn action_item(sentence: &Sentence) -> Option<ActionItem> {
     if !requested && owner.is_none() {
         return None;
     }
-    let clean = regex(&PREFIX, r"(?i)^action item( for [a-z]+)?\s*[:,-]\s*").replace(text, "");
-    let mut item_text = clean.trim().to_string();
-    if let Some(first) = item_text.get(..1) {
-        item_text = first.to_uppercase() + &item_text[1..];
-    }
-    Some(ActionItem { text: item_text, owner, due: due_date(text), at: sentence.at })
+    // "Action item for me: update ..." -> "Update ..."; a bare announcement becomes empty.
+    let clean = regex(&PREFIX, r"(?i)^action item( for [a-z]+)?\s*([:,.-]\s*|$)").replace(text, "");
+    Some(ActionItem { text: capitalised(&clean), owner, due: due_date(text), at: sentence.at })
 }
 
 /// The deadline said in `text`, as said: a weekday, a relative day, an end of period, or
@@ -373,5 +402,24 @@ mod tests {
         assert_eq!(item.text, "Update the customer survey before the end of the month.");
         assert_eq!(item.at, 48.0);
         assert_eq!(item.due.as_deref(), Some("end of the month"));
+    }
+
+    /// Regression: Whisper wrote "Action item for me. Update the customer survey ...":
+    /// the announcement and its task ended up in two sentences.
+    #[test]
+    fn an_announced_action_item_takes_the_next_sentence() {
+        let mut transcript = meeting();
+        transcript.segments = vec![Segment {
+            start: 45.0,
+            end: 50.0,
+            text: "Action item for me. Update the customer survey before the end of the month."
+                .into(),
+            words: None,
+        }];
+        let content = summarize(&transcript);
+        assert_eq!(content.action_items.len(), 1, "{:?}", content.action_items);
+        let item = &content.action_items[0];
+        assert_eq!(item.text, "Update the customer survey before the end of the month.");
+        assert_eq!((item.at, item.due.as_deref()), (45.0, Some("end of the month")));
     }
 }
