@@ -554,6 +554,8 @@ fn cli_process_writes_minutes_and_survives_a_bad_file() {
         "Planning",
         "--date",
         "2026-11-22",
+        "--email",
+        "team@example.com",
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -582,6 +584,12 @@ fn cli_process_writes_minutes_and_survives_a_bad_file() {
     assert!(!written.decisions.is_empty() && !written.action_items.is_empty());
     let pdf = std::fs::read(out.join("meeting.pdf")).expect("pdf");
     assert!(pdf.starts_with(b"%PDF-"));
+    let eml = std::fs::read_to_string(out.join("meeting.eml")).expect("the .eml is written");
+    let head = eml.split("\r\n\r\n").next().expect("headers");
+    assert!(head.contains("Subject: Minutes: Planning"), "{head}");
+    assert!(head.contains("To: team@example.com"), "{head}");
+    assert!(eml.contains("filename=\"meeting.pdf\""), "the PDF is attached");
+    assert!(stderr.contains("notify"), "{stderr}");
 
     let wrong_date = minutes(&["process", good.to_str().expect("utf-8"), "--date", "22/11/2026"]);
     assert_eq!(wrong_date.status.code(), Some(1));

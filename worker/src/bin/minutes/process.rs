@@ -2,8 +2,9 @@
 //!
 //! For each file: decode, transcribe, summarize (offline, extractive), render the PDF, and
 //! write `{name}.pdf`, `{name}.minutes.json` and `{name}.transcript.{txt,srt,vtt,json}`
-//! into the output folder. A file that fails is reported and the others still run; the
-//! exit status says whether any failed. (Email notification is not wired in yet.)
+//! into the output folder, and with `--email` the notification as `{name}.eml` (the file
+//! outbox: nothing is sent from this command). A file that fails is reported and the
+//! others still run; the exit status says whether any failed.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use anyhow::{bail, Context as _};
 use minutes_shared::minutes::SummarizerInfo;
 use minutes_shared::subtitles::TranscriptFormat;
 use minutes_worker::audio;
+use minutes_worker::stages::notify::{minutes_email, NotifyOptions};
 use minutes_worker::stages::render::{render_pdf, Paper, RenderOptions};
 use minutes_worker::stages::summarize::{assemble, extractive, MeetingInfo};
 use minutes_worker::stages::transcribe::WhisperModel;
@@ -38,6 +40,15 @@ pub struct Args {
     /// Paper size of the PDF: a4 or letter.
     #[arg(long, env = "MINUTES_PAPER", default_value = "a4")]
     paper: Paper,
+    /// Write the notification email for this address as NAME.eml.
+    #[arg(long, env = "MINUTES_EMAIL")]
+    email: Option<String>,
+    /// Sender of the notification email.
+    #[arg(long, env = "MINUTES_MAIL_FROM", default_value = "minutes <minutes@localhost>")]
+    mail_from: String,
+    /// PDFs larger than this many MiB are not attached to the email.
+    #[arg(long, env = "MINUTES_ATTACHMENT_LIMIT_MB", default_value_t = 10)]
+    attachment_limit_mb: usize,
     #[command(flatten)]
     recognition: RecognitionArgs,
 }
@@ -153,8 +164,32 @@ fn process_one(
     }
     let json = serde_json::to_vec_pretty(&minutes).context("cannot serialize the minutes")?;
     write(args.out.join(format!("{stem}.minutes.json")), &json)?;
+    if let Some(to) = &args.email {
+        let started = Instant::now();
+        let options = NotifyOptions {
+            from: args.mail_from.clone(),
+            to: to.clone(),
+            message_id: format!(
+                "{stem}-{:016x}@minutes",
+                fnv1a(format!("{}|{}|{}", info.source_filename, info.date, info.title).as_bytes())
+            ),
+            link: None,
+            attachment_limit: args.attachment_limit_mb.saturating_mul(1024 * 1024),
+        };
+        let eml = minutes_email(&minutes, &pdf, &format!("{stem}.pdf"), &options)?;
+        write(args.out.join(format!("{stem}.eml")), &eml)?;
+        timed("notify", started);
+    }
     let pdf = write(args.out.join(format!("{stem}.pdf")), &pdf)?;
     Ok(Outcome { pdf, stage_times })
+}
+
+/// FNV-1a, 64 bits: a stable fingerprint for the Message-ID (the same recording, date and
+/// title give the same ID, so a re-run is recognisable as a resend).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// "weekly_sync-2026" -> "Weekly sync 2026".

@@ -1,0 +1,242 @@
+//! Notify stage: the email that tells people their minutes are ready.
+//!
+//! Builds a MIME message with lettre: `Minutes: {title}` as subject (lettre's typed
+//! headers encode CR and LF, so a title cannot smuggle in other headers), plain-text and
+//! HTML alternatives with the summary, decisions and action items, the PDF attached when
+//! it is under the size limit (otherwise only the link, when there is one), and a fixed
+//! Message-ID so a resend is recognisable. Delivering it (SMTP, or an `.eml` file) is the
+//! caller's business: this module returns the message's bytes.
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+use minutes_shared::minutes::Minutes;
+use minutes_shared::subtitles::timestamp;
+
+/// Who gets the message and what it may carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyOptions {
+    /// Sender, e.g. `minutes <minutes@example.com>`.
+    pub from: String,
+    /// Recipient.
+    pub to: String,
+    /// `<id@host>` without the brackets; derive it from the job so a resend has the same.
+    pub message_id: String,
+    /// The job page, when the service has a public address.
+    pub link: Option<String>,
+    /// PDFs larger than this are not attached (only linked).
+    pub attachment_limit: usize,
+}
+
+/// Why the message could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// An address does not parse.
+    #[error("invalid email address {address:?}: {reason}")]
+    Address {
+        /// The address given.
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// lettre refused the message.
+    #[error("cannot build the email: {0}")]
+    Build(String),
+}
+
+fn mailbox(address: &str) -> Result<Mailbox, NotifyError> {
+    address.parse().map_err(|e: lettre::address::AddressError| NotifyError::Address {
+        address: address.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The raw RFC 5322 message announcing `minutes`, with `pdf` attached under the limit.
+pub fn minutes_email(
+    minutes: &Minutes,
+    pdf: &[u8],
+    pdf_name: &str,
+    options: &NotifyOptions,
+) -> Result<Vec<u8>, NotifyError> {
+    let attach = pdf.len() <= options.attachment_limit;
+    let text = SinglePart::plain(plain_body(minutes, options.link.as_deref(), attach));
+    let html = SinglePart::html(html_body(minutes, options.link.as_deref(), attach));
+    let alternatives = MultiPart::alternative().singlepart(text).singlepart(html);
+    let body = if attach {
+        let content_type =
+            ContentType::parse("application/pdf").map_err(|e| NotifyError::Build(e.to_string()))?;
+        let file = Attachment::new(pdf_name.to_string()).body(pdf.to_vec(), content_type);
+        MultiPart::mixed().multipart(alternatives).singlepart(file)
+    } else {
+        alternatives
+    };
+    let message = Message::builder()
+        .from(mailbox(&options.from)?)
+        .to(mailbox(&options.to)?)
+        .subject(format!("Minutes: {}", single_line(&minutes.title)))
+        .message_id(Some(format!("<{}>", options.message_id)))
+        .multipart(body)
+        .map_err(|e| NotifyError::Build(e.to_string()))?;
+    Ok(message.formatted())
+}
+
+/// Titles come from people: fold any line break into a space before it becomes a header.
+fn single_line(text: &str) -> String {
+    text.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+fn clock(seconds: f64) -> String {
+    timestamp(seconds, '.').chars().take(8).collect()
+}
+
+fn plain_body(minutes: &Minutes, link: Option<&str>, attached: bool) -> String {
+    let mut out = format!("{}\n{}\n\n", single_line(&minutes.title), minutes.date);
+    out.push_str(&format!("Summary\n{}\n\n", minutes.summary));
+    if !minutes.decisions.is_empty() {
+        out.push_str("Decisions\n");
+        for d in &minutes.decisions {
+            out.push_str(&format!("- [{}] {}\n", clock(d.at), d.text));
+        }
+        out.push('\n');
+    }
+    if !minutes.action_items.is_empty() {
+        out.push_str("Action items\n");
+        for a in &minutes.action_items {
+            let who = a.owner.as_deref().unwrap_or("unassigned");
+            let due = a.due.as_deref().map(|d| format!(", due {d}")).unwrap_or_default();
+            out.push_str(&format!("- [{}] {} ({who}{due})\n", clock(a.at), a.text));
+        }
+        out.push('\n');
+    }
+    if attached {
+        out.push_str("The full minutes and transcript are attached as a PDF.\n");
+    }
+    if let Some(link) = link {
+        out.push_str(&format!("Open the minutes: {link}\n"));
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn html_body(minutes: &Minutes, link: Option<&str>, attached: bool) -> String {
+    let mut out = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><h1>{}</h1><p>{}</p><h2>Summary</h2><p>{}</p>",
+        escape(&single_line(&minutes.title)),
+        escape(&minutes.date),
+        escape(&minutes.summary)
+    );
+    if !minutes.decisions.is_empty() {
+        out.push_str("<h2>Decisions</h2><ul>");
+        for d in &minutes.decisions {
+            out.push_str(&format!("<li>[{}] {}</li>", clock(d.at), escape(&d.text)));
+        }
+        out.push_str("</ul>");
+    }
+    if !minutes.action_items.is_empty() {
+        out.push_str("<h2>Action items</h2><table><tr><th>Owner</th><th>Due</th><th>Item</th><th>Time</th></tr>");
+        for a in &minutes.action_items {
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(a.owner.as_deref().unwrap_or("—")),
+                escape(a.due.as_deref().unwrap_or("—")),
+                escape(&a.text),
+                clock(a.at)
+            ));
+        }
+        out.push_str("</table>");
+    }
+    if attached {
+        out.push_str("<p>The full minutes and transcript are attached as a PDF.</p>");
+    }
+    if let Some(link) = link {
+        out.push_str(&format!("<p><a href=\"{}\">Open the minutes</a></p>", escape(link)));
+    }
+    out.push_str("</body></html>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minutes_shared::minutes::{ActionItem, Point, SummarizerInfo, MINUTES_FORMAT_VERSION};
+
+    fn minutes(title: &str) -> Minutes {
+        Minutes {
+            version: MINUTES_FORMAT_VERSION,
+            title: title.into(),
+            date: "2026-11-22".into(),
+            duration: 62.0,
+            language: "en".into(),
+            source_filename: "m.flac".into(),
+            summary: "We planned <the> release & more.".into(),
+            key_points: vec![],
+            decisions: vec![Point { text: "Ship on March 15.".into(), at: 24.0 }],
+            action_items: vec![ActionItem {
+                text: "Post the job.".into(),
+                owner: Some("David".into()),
+                due: Some("this week".into()),
+                at: 43.0,
+            }],
+            open_questions: vec![],
+            summarizer: SummarizerInfo {
+                provider: "extractive".into(),
+                model: None,
+                fallback_reason: None,
+            },
+            transcript: vec![],
+        }
+    }
+
+    fn options() -> NotifyOptions {
+        NotifyOptions {
+            from: "minutes <minutes@localhost>".into(),
+            to: "owner@example.com".into(),
+            message_id: "job-42@minutes".into(),
+            link: Some("https://minutes.example/jobs/42".into()),
+            attachment_limit: 1024,
+        }
+    }
+
+    fn headers(raw: &str) -> Vec<&str> {
+        raw.split("\r\n\r\n").next().unwrap_or_default().split("\r\n").collect()
+    }
+
+    #[test]
+    fn a_title_cannot_inject_headers() {
+        let raw = minutes_email(&minutes("Budget\r\nBcc: x@y"), b"%PDF-1.7", "m.pdf", &options())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let raw = String::from_utf8_lossy(&raw);
+        let head = headers(&raw);
+        assert_eq!(head.iter().filter(|h| h.starts_with("Subject:")).count(), 1, "{raw}");
+        assert!(!head.iter().any(|h| h.to_ascii_lowercase().starts_with("bcc:")), "{raw}");
+        assert!(head.contains(&"To: owner@example.com"), "{raw}");
+        assert!(head.contains(&"Message-ID: <job-42@minutes>"), "{raw}");
+    }
+
+    #[test]
+    fn the_pdf_is_attached_under_the_limit_and_only_linked_over_it() {
+        let small = minutes_email(&minutes("T"), b"%PDF-small", "m.pdf", &options())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let small = String::from_utf8_lossy(&small);
+        assert!(small.contains("application/pdf") && small.contains("filename=\"m.pdf\""));
+        assert!(small.contains("text/plain") && small.contains("text/html"));
+        assert!(small.contains("&lt;the&gt; release &amp; more"), "HTML is escaped");
+        let big = vec![b'x'; 2048];
+        let big = minutes_email(&minutes("T"), &big, "m.pdf", &options())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let big = String::from_utf8_lossy(&big);
+        assert!(!big.contains("application/pdf"));
+        assert!(big.contains("https://minutes.example/jobs/42"));
+    }
+
+    #[test]
+    fn a_bad_address_is_a_clear_error() {
+        let mut options = options();
+        options.to = "not an address".into();
+        let error = minutes_email(&minutes("T"), b"", "m.pdf", &options).err();
+        assert!(matches!(error, Some(NotifyError::Address { .. })), "{error:?}");
+    }
+}
