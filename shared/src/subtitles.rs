@@ -141,6 +141,11 @@ pub fn timestamp(seconds: f64, millis_separator: char) -> String {
     format!("{hours:02}:{minutes:02}:{secs:02}{millis_separator}{millis:03}")
 }
 
+/// `hh:mm:ss`, the form the minutes cite transcript times in.
+pub fn clock(seconds: f64) -> String {
+    timestamp(seconds, '.').chars().take(8).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +170,7 @@ mod tests {
         assert_eq!(timestamp(3661.2504, ','), "01:01:01,250");
         assert_eq!(timestamp(-1.0, '.'), "00:00:00.000");
         assert_eq!(timestamp(f64::NAN, '.'), "00:00:00.000");
+        assert_eq!(clock(3723.4), "01:02:03");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use minutes_shared::minutes::Minutes;
-use minutes_shared::subtitles::timestamp;
+use minutes_shared::subtitles::clock;
 
 /// Who gets the message and what it may carry.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,10 +83,6 @@ pub fn minutes_email(
 /// Titles come from people: fold any line break into a space before it becomes a header.
 fn single_line(text: &str) -> String {
     text.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
-}
-
-fn clock(seconds: f64) -> String {
-    timestamp(seconds, '.').chars().take(8).collect()
 }
 
 fn plain_body(minutes: &Minutes, link: Option<&str>, attached: bool) -> String {

@@ -10,7 +10,7 @@
 mod fonts;
 
 use minutes_shared::minutes::{ActionItem, Minutes, Point as MinutesPoint};
-use minutes_shared::subtitles::timestamp;
+use minutes_shared::subtitles::clock;
 use printpdf::{
     Color, Line, LinePoint, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions,
     Point, Pt, Rgb, TextItem,
@@ -419,11 +419,6 @@ fn write_pdf(
     Ok(document.with_pages(pdf_pages).save(&save, &mut save_warnings))
 }
 
-/// `hh:mm:ss`.
-fn clock(seconds: f64) -> String {
-    timestamp(seconds, '.').chars().take(8).collect()
-}
-
 /// "1 h 02 min", "12 min 5 s", "45 s".
 fn human_duration(seconds: f64) -> String {
     let total = seconds.max(0.0).round() as u64;
@@ -463,7 +458,6 @@ mod tests {
 
     #[test]
     fn clock_and_duration_read_well() {
-        assert_eq!(clock(3723.4), "01:02:03");
         assert_eq!(human_duration(62.3), "1 min 2 s");
         assert_eq!(human_duration(3.0 * 3600.0 + 125.0), "3 h 02 min");
     }
