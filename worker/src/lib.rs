@@ -1,11 +1,14 @@
 //! The `minutes` worker: pipeline stages and the command line that runs them.
 //!
 //! Code map:
-//! - [`stages`]: decode, resample, transcribe: pure transforms, no I/O adapters.
+//! - [`stages`]: decode, resample, transcribe, summarize, render, notify: transforms from
+//!   input to output; only the `openai` summarizer talks to a network.
 //! - [`audio`]: decode and resample composed into "file to 16 kHz samples".
+//! - [`mail`]: the outbox that delivers notification emails (a folder, or SMTP).
 //! - [`panic_guard`]: contains panics of third-party decoders.
 //! - `src/bin/minutes`: the `minutes` command line (argument parsing, progress, output).
 
 pub mod audio;
+pub mod mail;
 pub mod panic_guard;
 pub mod stages;

@@ -1,6 +1,7 @@
 //! Integration tests of the worker crate: real fixtures through decode, resample and
 //! Whisper, and the `minutes` binary as a user runs it. Needs the model that the README's
-//! test command fetches (`models/whisper-tiny.en`, or `MINUTES_MODEL_DIR`).
+//! test command fetches (`models/whisper-tiny.en`, or `MINUTES_MODEL_DIR`), and for the
+//! [`llm`] and [`mail`] modules the servers that command starts.
 
 // In a test, a failed expectation is the test failing: say what was expected and stop.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -11,6 +12,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use minutes_shared::transcript::{Segment, TRANSCRIPT_FORMAT_VERSION};
 use minutes_shared::wer::{word_error_rate, word_errors};
 use minutes_shared::Transcript;
 use minutes_worker::audio;
@@ -18,6 +20,11 @@ use minutes_worker::stages::decode::{decode_file, DecodeError, DecodeOptions};
 use minutes_worker::stages::transcribe::{
     ModelOptions, Precision, TranscribeOptions, WhisperModel,
 };
+
+#[path = "pipeline/llm.rs"]
+mod llm;
+#[path = "pipeline/mail.rs"]
+mod mail;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -357,13 +364,32 @@ fn tempdir() -> PathBuf {
     dir
 }
 
+/// A transcript with one segment per line, `spacing` seconds apart.
+fn scripted_transcript(lines: &[impl AsRef<str>], spacing: f64) -> Transcript {
+    Transcript {
+        version: TRANSCRIPT_FORMAT_VERSION,
+        language: "en".into(),
+        duration: lines.len() as f64 * spacing,
+        model: "script".into(),
+        segments: lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| Segment {
+                start: i as f64 * spacing,
+                end: i as f64 * spacing + spacing * 0.9,
+                text: line.as_ref().to_string(),
+                words: None,
+            })
+            .collect(),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Summarize and render
 
 mod pdf {
     use super::*;
     use minutes_shared::minutes::{Minutes, SummarizerInfo};
-    use minutes_shared::transcript::{Segment, TRANSCRIPT_FORMAT_VERSION};
     use minutes_worker::stages::render::{render_pdf, Paper, RenderOptions};
     use minutes_worker::stages::summarize::{assemble, extractive, MeetingInfo};
 
@@ -374,33 +400,13 @@ mod pdf {
         dir
     }
 
-    fn scripted_transcript(lines: &[String], spacing: f64) -> Transcript {
-        Transcript {
-            version: TRANSCRIPT_FORMAT_VERSION,
-            language: "en".into(),
-            duration: lines.len() as f64 * spacing,
-            model: "script".into(),
-            segments: lines
-                .iter()
-                .enumerate()
-                .map(|(i, line)| Segment {
-                    start: i as f64 * spacing,
-                    end: i as f64 * spacing + spacing * 0.9,
-                    text: line.clone(),
-                    words: None,
-                })
-                .collect(),
-        }
-    }
-
     fn minutes_of(transcript: &Transcript, title: &str) -> Minutes {
         let info = MeetingInfo {
             title: title.into(),
             date: "2026-11-22".into(),
             source_filename: "meeting.flac".into(),
         };
-        let summarizer =
-            SummarizerInfo { provider: "extractive".into(), model: None, fallback_reason: None };
+        let summarizer = SummarizerInfo::extractive();
         assemble(&info, transcript, extractive::summarize(transcript), summarizer)
     }
 
@@ -590,6 +596,18 @@ fn cli_process_writes_minutes_and_survives_a_bad_file() {
     assert!(head.contains("To: team@example.com"), "{head}");
     assert!(eml.contains("filename=\"meeting.pdf\""), "the PDF is attached");
     assert!(stderr.contains("notify"), "{stderr}");
+    // Bug fixed: the reason was searched in the raw quoted-printable text, where a long
+    // checkout path moves a soft line break into the phrase; read the decoded body instead.
+    let failure_raw = std::fs::read(out.join("notes.failed.eml")).expect("failure email");
+    let failure = mail_parser::MessageParser::default()
+        .parse(&failure_raw)
+        .expect("the failure email parses");
+    assert_eq!(failure.subject(), Some("Minutes failed: Planning"));
+    let failure_text = failure.body_text(0).expect("a plain-text part");
+    assert!(
+        failure_text.contains("notes.mp3: not a recognised audio or video file"),
+        "{failure_text}"
+    );
 
     let wrong_date = minutes(&["process", good.to_str().expect("utf-8"), "--date", "22/11/2026"]);
     assert_eq!(wrong_date.status.code(), Some(1));

@@ -4,9 +4,11 @@
 //! headers encode CR and LF, so a title cannot smuggle in other headers), plain-text and
 //! HTML alternatives with the summary, decisions and action items, the PDF attached when
 //! it is under the size limit (otherwise only the link, when there is one), and a fixed
-//! Message-ID so a resend is recognisable. Delivering it (SMTP, or an `.eml` file) is the
-//! caller's business: this module returns the message's bytes.
+//! Message-ID so a resend is recognisable. A job that failed gets [`failure_email`] with
+//! the reason instead. Delivering either (SMTP, or an `.eml` file) is the outbox's business
+//! (`crate::mail`): this module returns the message's bytes and envelope.
 
+use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
@@ -44,6 +46,28 @@ pub enum NotifyError {
     Build(String),
 }
 
+/// A message ready for an outbox.
+#[derive(Debug, Clone)]
+pub struct Email {
+    /// The Message-ID without brackets.
+    pub message_id: String,
+    /// Sender and recipient for the SMTP envelope.
+    pub envelope: Envelope,
+    /// The RFC 5322 message.
+    pub raw: Vec<u8>,
+}
+
+/// What the failure email says about a job that could not be completed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureNotice {
+    /// The meeting's title.
+    pub title: String,
+    /// The uploaded file's name.
+    pub source_filename: String,
+    /// Why it failed, in plain words.
+    pub reason: String,
+}
+
 fn mailbox(address: &str) -> Result<Mailbox, NotifyError> {
     address.parse().map_err(|e: lettre::address::AddressError| NotifyError::Address {
         address: address.to_string(),
@@ -51,13 +75,13 @@ fn mailbox(address: &str) -> Result<Mailbox, NotifyError> {
     })
 }
 
-/// The raw RFC 5322 message announcing `minutes`, with `pdf` attached under the limit.
+/// The message announcing `minutes`, with `pdf` attached under the limit.
 pub fn minutes_email(
     minutes: &Minutes,
     pdf: &[u8],
     pdf_name: &str,
     options: &NotifyOptions,
-) -> Result<Vec<u8>, NotifyError> {
+) -> Result<Email, NotifyError> {
     let attach = pdf.len() <= options.attachment_limit;
     let text = SinglePart::plain(plain_body(minutes, options.link.as_deref(), attach));
     let html = SinglePart::html(html_body(minutes, options.link.as_deref(), attach));
@@ -70,14 +94,52 @@ pub fn minutes_email(
     } else {
         alternatives
     };
+    build(options, &format!("Minutes: {}", single_line(&minutes.title)), body)
+}
+
+/// The message saying that the minutes of a recording could not be made, and why.
+pub fn failure_email(
+    notice: &FailureNotice,
+    options: &NotifyOptions,
+) -> Result<Email, NotifyError> {
+    let title = single_line(&notice.title);
+    let mut text = format!(
+        "The minutes of \"{title}\" ({}) could not be made.\n\nReason: {}\n",
+        notice.source_filename, notice.reason
+    );
+    let mut html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>The minutes of <b>{}</b> ({}) could not be made.</p><p>Reason: {}</p>",
+        escape(&title),
+        escape(&notice.source_filename),
+        escape(&notice.reason)
+    );
+    if let Some(link) = &options.link {
+        text.push_str(&format!("\nDetails and a Retry button: {link}\n"));
+        html.push_str(&format!(
+            "<p><a href=\"{}\">Details and a Retry button</a></p>",
+            escape(link)
+        ));
+    }
+    html.push_str("</body></html>");
+    let body = MultiPart::alternative()
+        .singlepart(SinglePart::plain(text))
+        .singlepart(SinglePart::html(html));
+    build(options, &format!("Minutes failed: {title}"), body)
+}
+
+fn build(options: &NotifyOptions, subject: &str, body: MultiPart) -> Result<Email, NotifyError> {
     let message = Message::builder()
         .from(mailbox(&options.from)?)
         .to(mailbox(&options.to)?)
-        .subject(format!("Minutes: {}", single_line(&minutes.title)))
+        .subject(subject)
         .message_id(Some(format!("<{}>", options.message_id)))
         .multipart(body)
         .map_err(|e| NotifyError::Build(e.to_string()))?;
-    Ok(message.formatted())
+    Ok(Email {
+        message_id: options.message_id.clone(),
+        envelope: message.envelope().clone(),
+        raw: message.formatted(),
+    })
 }
 
 /// Titles come from people: fold any line break into a space before it becomes a header.
@@ -177,11 +239,7 @@ mod tests {
                 at: 43.0,
             }],
             open_questions: vec![],
-            summarizer: SummarizerInfo {
-                provider: "extractive".into(),
-                model: None,
-                fallback_reason: None,
-            },
+            summarizer: SummarizerInfo::extractive(),
             transcript: vec![],
         }
     }
@@ -202,9 +260,10 @@ mod tests {
 
     #[test]
     fn a_title_cannot_inject_headers() {
-        let raw = minutes_email(&minutes("Budget\r\nBcc: x@y"), b"%PDF-1.7", "m.pdf", &options())
+        let email = minutes_email(&minutes("Budget\r\nBcc: x@y"), b"%PDF-1.7", "m.pdf", &options())
             .unwrap_or_else(|e| panic!("{e}"));
-        let raw = String::from_utf8_lossy(&raw);
+        let raw = String::from_utf8_lossy(&email.raw);
+        assert_eq!(email.envelope.to().len(), 1, "one envelope recipient");
         let head = headers(&raw);
         assert_eq!(head.iter().filter(|h| h.starts_with("Subject:")).count(), 1, "{raw}");
         assert!(!head.iter().any(|h| h.to_ascii_lowercase().starts_with("bcc:")), "{raw}");
@@ -216,16 +275,31 @@ mod tests {
     fn the_pdf_is_attached_under_the_limit_and_only_linked_over_it() {
         let small = minutes_email(&minutes("T"), b"%PDF-small", "m.pdf", &options())
             .unwrap_or_else(|e| panic!("{e}"));
-        let small = String::from_utf8_lossy(&small);
+        let small = String::from_utf8_lossy(&small.raw);
         assert!(small.contains("application/pdf") && small.contains("filename=\"m.pdf\""));
         assert!(small.contains("text/plain") && small.contains("text/html"));
         assert!(small.contains("&lt;the&gt; release &amp; more"), "HTML is escaped");
         let big = vec![b'x'; 2048];
         let big = minutes_email(&minutes("T"), &big, "m.pdf", &options())
             .unwrap_or_else(|e| panic!("{e}"));
-        let big = String::from_utf8_lossy(&big);
+        let big = String::from_utf8_lossy(&big.raw);
         assert!(!big.contains("application/pdf"));
         assert!(big.contains("https://minutes.example/jobs/42"));
+    }
+
+    #[test]
+    fn a_failed_job_gets_a_failure_email_with_the_reason_and_the_link() {
+        let notice = FailureNotice {
+            title: "Budget".into(),
+            source_filename: "budget.m4a".into(),
+            reason: "not_media: the file is not audio or video".into(),
+        };
+        let email = failure_email(&notice, &options()).unwrap_or_else(|e| panic!("{e}"));
+        let raw = String::from_utf8_lossy(&email.raw);
+        assert!(headers(&raw).contains(&"Subject: Minutes failed: Budget"), "{raw}");
+        assert!(raw.contains("not_media: the file is not audio or video"));
+        assert!(raw.contains("https://minutes.example/jobs/42"));
+        assert!(!raw.contains("application/pdf"));
     }
 
     #[test]

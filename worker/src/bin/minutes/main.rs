@@ -4,6 +4,7 @@
 mod process;
 mod progress;
 mod recognition;
+mod summarizer;
 mod transcribe;
 mod wer;
 
@@ -22,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Turn recordings into minutes: PDF, minutes JSON and transcripts.
-    Process(process::Args),
+    Process(Box<process::Args>),
     /// Transcribe a recording (audio or video) with Whisper.
     Transcribe(transcribe::Args),
     /// Word error rate of a transcript against a reference text.
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
     minutes_worker::panic_guard::install_quiet_hook();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Process(args) => process::run(args),
+        Command::Process(args) => process::run(*args),
         Command::Transcribe(args) => transcribe::run(args),
         Command::Wer(args) => wer::run(args),
     };

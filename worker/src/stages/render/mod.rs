@@ -160,8 +160,18 @@ impl Layout<'_> {
         if let Some(model) = &minutes.summarizer.model {
             summarizer.push_str(&format!(" ({model})"));
         }
-        if let Some(reason) = &minutes.summarizer.fallback_reason {
-            summarizer.push_str(&format!("; the configured provider failed: {reason}"));
+        let info = &minutes.summarizer;
+        if info.parts > 1 {
+            summarizer.push_str(&format!(", in {} parts", info.parts));
+        }
+        if info.repaired_citations > 0 || info.dropped_items > 0 {
+            summarizer.push_str(&format!(
+                "; {} citation(s) repaired, {} item(s) dropped for citing no transcript line",
+                info.repaired_citations, info.dropped_items
+            ));
+        }
+        if let Some(reason) = &info.fallback_reason {
+            summarizer.push_str(&format!(" instead: {reason}"));
         }
         blocks.extend(self.paragraph(&summarizer, 0.0, Weight::Regular, SMALL));
         blocks.push(Block::new(14.0, vec![Item::Rule { x1: 0.0, x2: self.width, y: 6.0 }]));

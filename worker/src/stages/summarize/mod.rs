@@ -1,11 +1,18 @@
 //! Summarize stage: a transcript to the content of the minutes (summary, key points,
 //! decisions, action items, open questions), each point citing its segment's start time.
 //!
-//! Providers are chosen by settings. [`extractive`] is the offline default: deterministic,
-//! no network, no model. Whatever the provider, [`assemble`] puts its output together with
-//! the meeting's facts into a [`Minutes`].
+//! Providers implement [`Summarizer`] and are chosen by settings: [`Extractive`] is the
+//! offline default (deterministic, no network, no model); [`openai`] asks any
+//! OpenAI-compatible chat-completions endpoint. [`summarize_or_fall_back`] runs the
+//! configured provider and, when it fails for good, the extractive one, recording why in
+//! the minutes. Whatever the provider, [`assemble`] puts its output together with the
+//! meeting's facts into a [`Minutes`].
 
 pub mod extractive;
+pub mod openai;
+
+use std::future::Future;
+use std::pin::Pin;
 
 use minutes_shared::minutes::{ActionItem, Minutes, Point, SummarizerInfo, MINUTES_FORMAT_VERSION};
 use minutes_shared::Transcript;
@@ -34,6 +41,100 @@ pub struct MeetingInfo {
     pub date: String,
     /// The recording's file name as the person knows it.
     pub source_filename: String,
+}
+
+/// What a provider produced: the content and how it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The body of the minutes.
+    pub content: MinutesContent,
+    /// Provider, model, parts and citation repairs, as recorded in the minutes.
+    pub info: SummarizerInfo,
+}
+
+/// Why a provider could not summarize. Every variant says enough for a person to act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SummarizeError {
+    /// The settings cannot work (bad URL, a context too small for the answer).
+    #[error("summarizer settings: {0}")]
+    Settings(String),
+    /// No connection could be made, after every retry.
+    #[error("cannot reach {url}: {message}")]
+    Unreachable {
+        /// The endpoint.
+        url: String,
+        /// The last connection error.
+        message: String,
+    },
+    /// No answer within the time limit, after every retry.
+    #[error("no answer from {url} within {seconds} s")]
+    Timeout {
+        /// The endpoint.
+        url: String,
+        /// The per-request limit.
+        seconds: u64,
+    },
+    /// The server answered with an error status (after every retry when it was 429 or 5xx).
+    #[error("{url} answered HTTP {status}: {message}")]
+    Status {
+        /// The endpoint.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// The start of the server's error message.
+        message: String,
+    },
+    /// The prompt did not fit the model's context even as a single transcript line.
+    #[error("the model's context is too small: {0}")]
+    ContextExceeded(String),
+    /// The answer was not the JSON asked for (not JSON, wrong shape, cut off).
+    #[error("unusable answer: {0}")]
+    BadAnswer(String),
+}
+
+/// A future that a [`Summarizer`] returns; boxed so that providers can be chosen at run time.
+pub type SummaryFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Summary, SummarizeError>> + Send + 'a>>;
+
+/// A way of writing minutes from a transcript.
+pub trait Summarizer: Send + Sync {
+    /// Provider and model, as the minutes will name them.
+    fn describe(&self) -> SummarizerInfo;
+    /// Writes the minutes' content for `transcript`.
+    fn summarize<'a>(&'a self, transcript: &'a Transcript) -> SummaryFuture<'a>;
+}
+
+/// The offline provider: [`extractive::summarize`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extractive;
+
+impl Summarizer for Extractive {
+    fn describe(&self) -> SummarizerInfo {
+        SummarizerInfo::extractive()
+    }
+
+    fn summarize<'a>(&'a self, transcript: &'a Transcript) -> SummaryFuture<'a> {
+        let summary = Summary { content: extractive::summarize(transcript), info: self.describe() };
+        Box::pin(std::future::ready(Ok(summary)))
+    }
+}
+
+/// Runs `summarizer`; when it fails, writes the extractive minutes instead and records the
+/// failed provider and its error as the fallback reason, so the minutes say what happened.
+pub async fn summarize_or_fall_back(
+    summarizer: &dyn Summarizer,
+    transcript: &Transcript,
+) -> Summary {
+    match summarizer.summarize(transcript).await {
+        Ok(summary) => summary,
+        Err(error) => {
+            let wanted = summarizer.describe();
+            let mut info = SummarizerInfo::extractive();
+            let model = wanted.model.map(|m| format!(" ({m})")).unwrap_or_default();
+            info.fallback_reason = Some(format!("{}{model} failed: {error}", wanted.provider));
+            Summary { content: extractive::summarize(transcript), info }
+        }
+    }
 }
 
 /// The complete minutes from a summarizer's content and the meeting's facts.

@@ -1,0 +1,642 @@
+//! The job repository: every read and write of the `jobs`, `job_events` and
+//! `email_intents` tables (schema in `migrations/`).
+//!
+//! Postgres is the source of truth for job state. A worker takes a job with [`JobRepo::claim`],
+//! which gives it a [`Lease`]; every later write names that lease (`WHERE id = $1 AND
+//! lease_token = $2`), so a worker whose lease lapsed (paused, partitioned, presumed dead)
+//! changes nothing once another worker has the job. Progress writes append to `job_events`
+//! and `NOTIFY` the `job_events` channel with the job id, which feeds the API's event streams.
+//! Queries are checked against the schema at compile time (offline data in `shared/.sqlx`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::postgres::{PgPool, PgTypeInfo, PgValueRef, Postgres};
+use uuid::Uuid;
+
+/// The channel progress notifications go to; the payload is the job id.
+pub const EVENTS_CHANNEL: &str = "job_events";
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a worker.
+    Queued,
+    /// Leased by a worker.
+    Running,
+    /// Finished: the minutes exist.
+    Done,
+    /// Ended without minutes; `failure_reason` says why.
+    Failed,
+    /// Stopped by a person.
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in life order.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Done,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The name stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether nothing more will happen to the job by itself.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of [`JobState::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job state {0:?} (expected queued, running, done, failed or cancelled)")]
+pub struct UnknownState(pub String);
+
+impl FromStr for JobState {
+    type Err = UnknownState;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| UnknownState(text.to_string()))
+    }
+}
+
+// Stored as text (with a CHECK constraint), so the Rust enum decodes from and encodes to text.
+impl sqlx::Type<Postgres> for JobState {
+    fn type_info() -> PgTypeInfo {
+        <&str as sqlx::Type<Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <&str as sqlx::Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Postgres> for JobState {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<Postgres>>::decode(value)?;
+        Ok(text.parse()?)
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    /// Server-generated id.
+    pub id: Uuid,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// The stage running or last run.
+    pub stage: String,
+    /// Progress of the whole job, 0 to 100.
+    pub percent: f32,
+    /// What it is doing, for people.
+    pub message: String,
+    /// Why it failed, when it did.
+    pub failure_reason: Option<String>,
+    /// Times a worker took it.
+    pub attempts: i32,
+    /// Times a worker holding it vanished.
+    pub crash_count: i32,
+    /// The worker holding or last holding it.
+    pub worker_name: Option<String>,
+    /// When the current lease lapses.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Object key of the upload.
+    pub source_key: String,
+    /// The file name as the person knows it (sanitised).
+    pub original_filename: String,
+    /// The upload's media type, as detected.
+    pub content_type: String,
+    /// The upload's size in bytes.
+    pub size_bytes: i64,
+    /// The recording's duration in seconds, once decoded.
+    pub media_duration: Option<f64>,
+    /// Spoken language, given or detected.
+    pub language: Option<String>,
+    /// Meeting title.
+    pub title: Option<String>,
+    /// Where the notification goes.
+    pub notify_email: Option<String>,
+    /// Options chosen at upload or reprocessing.
+    pub options: Value,
+    /// Artifact name -> object key.
+    pub artifacts: Value,
+    /// When it was pushed to the queue (none: the reconciler will push it).
+    pub enqueued_at: Option<DateTime<Utc>>,
+    /// Upload time.
+    pub created_at: DateTime<Utc>,
+    /// First time a worker took it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When it reached a final state.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What an upload creates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// Server-generated id.
+    pub id: Uuid,
+    /// Object key the upload was stored at.
+    pub source_key: String,
+    /// Sanitised file name.
+    pub original_filename: String,
+    /// Detected media type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// Meeting title, when given.
+    pub title: Option<String>,
+    /// Spoken language, when given.
+    pub language: Option<String>,
+    /// Notification address, when given.
+    pub notify_email: Option<String>,
+    /// Processing options.
+    pub options: Value,
+    /// The request's Idempotency-Key, when it had one.
+    pub idempotency_key: Option<String>,
+}
+
+/// The right to write a job's state, held by one worker until it lapses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The job.
+    pub job_id: Uuid,
+    /// Fences every write: a newer lease has a different token.
+    pub token: Uuid,
+}
+
+/// The outcome of trying to take a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Ours until the lease lapses.
+    Leased(Lease, Box<Job>),
+    /// Finished, cancelled, deleted, or leased by a live worker: nothing to do.
+    NotClaimable,
+    /// Workers holding it vanished too often; it is now failed with `worker_lost`.
+    CrashBudgetSpent,
+}
+
+/// One line of a job's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobEvent {
+    /// Increasing id: resume a stream after the last one seen.
+    pub id: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Stage at the time.
+    pub stage: String,
+    /// Percent at the time.
+    pub percent: f32,
+    /// What happened.
+    pub message: String,
+}
+
+/// Why a repository call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The database refused or could not be reached.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the migrations failed.
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The lease named no longer holds the job: another worker has it, or it was cancelled.
+    #[error("the lease on job {0} was lost")]
+    LeaseLost(Uuid),
+}
+
+/// Reads and writes jobs.
+#[derive(Debug, Clone)]
+pub struct JobRepo {
+    pool: PgPool,
+}
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+impl JobRepo {
+    /// A repository over `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        JobRepo { pool }
+    }
+
+    /// The pool, for health checks and `LISTEN`.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<(), RepoError> {
+        sqlx::migrate!("../migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Creates the job, or returns the one created earlier with the same idempotency key.
+    /// The flag says whether this call created it.
+    pub async fn create(&self, new: &NewJob) -> Result<(Job, bool), RepoError> {
+        let inserted = sqlx::query_scalar!(
+            r#"INSERT INTO jobs (id, source_key, original_filename, content_type, size_bytes,
+                                 title, language, notify_email, options, idempotency_key)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               ON CONFLICT (idempotency_key) DO NOTHING
+               RETURNING id"#,
+            new.id,
+            new.source_key,
+            new.original_filename,
+            new.content_type,
+            new.size_bytes,
+            new.title,
+            new.language,
+            new.notify_email,
+            new.options,
+            new.idempotency_key,
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let id = match (inserted, &new.idempotency_key) {
+            (Some(id), _) => id,
+            (None, Some(key)) => {
+                sqlx::query_scalar!("SELECT id FROM jobs WHERE idempotency_key = $1", key)
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            (None, None) => return Err(RepoError::Database(sqlx::Error::RowNotFound)),
+        };
+        let job = self.get(id).await?.ok_or(RepoError::Database(sqlx::Error::RowNotFound))?;
+        Ok((job, inserted.is_some()))
+    }
+
+    /// The job, if it exists.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Job>, RepoError> {
+        Ok(sqlx::query_as!(
+            Job,
+            r#"SELECT id, state AS "state: JobState", stage, percent, message, failure_reason,
+                      attempts, crash_count, worker_name, lease_expires_at, source_key,
+                      original_filename, content_type, size_bytes, media_duration, language,
+                      title, notify_email, options, artifacts, enqueued_at, created_at,
+                      started_at, updated_at, finished_at
+               FROM jobs WHERE id = $1"#,
+            id
+        )
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Jobs newest first, optionally in one state, after the `before` cursor (the
+    /// `created_at` and id of the last job of the previous page).
+    pub async fn list(
+        &self,
+        state: Option<JobState>,
+        limit: i64,
+        before: Option<(DateTime<Utc>, Uuid)>,
+    ) -> Result<Vec<Job>, RepoError> {
+        let (before_at, before_id) = before.unzip();
+        Ok(sqlx::query_as!(
+            Job,
+            r#"SELECT id, state AS "state: JobState", stage, percent, message, failure_reason,
+                      attempts, crash_count, worker_name, lease_expires_at, source_key,
+                      original_filename, content_type, size_bytes, media_duration, language,
+                      title, notify_email, options, artifacts, enqueued_at, created_at,
+                      started_at, updated_at, finished_at
+               FROM jobs
+               WHERE ($1::text IS NULL OR state = $1)
+                 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+               ORDER BY created_at DESC, id DESC
+               LIMIT $4"#,
+            state.map(JobState::as_str),
+            before_at,
+            before_id,
+            limit.clamp(1, 500),
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records that the job is on the queue.
+    pub async fn mark_enqueued(&self, id: Uuid) -> Result<(), RepoError> {
+        sqlx::query!("UPDATE jobs SET enqueued_at = now() WHERE id = $1", id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Queued jobs that were committed more than `grace` ago but never pushed to the queue
+    /// (the API died between the two): the reconciler pushes them.
+    pub async fn not_enqueued(&self, grace: Duration) -> Result<Vec<Uuid>, RepoError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT id FROM jobs
+               WHERE state = 'queued' AND enqueued_at IS NULL
+                 AND created_at < now() - make_interval(secs => $1)
+               ORDER BY created_at LIMIT 1000"#,
+            seconds(grace)
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Takes the job for `worker` for `lease` when it is queued, or running under a lease
+    /// that lapsed (its worker vanished: that counts against the crash budget; at `budget`
+    /// crashes the job fails with `worker_lost` instead).
+    pub async fn claim(
+        &self,
+        id: Uuid,
+        worker: &str,
+        lease: Duration,
+        crash_budget: i32,
+    ) -> Result<Claim, RepoError> {
+        let lost = sqlx::query_scalar!(
+            r#"UPDATE jobs
+               SET state = 'failed', finished_at = now(), updated_at = now(),
+                   lease_token = NULL, lease_expires_at = NULL,
+                   crash_count = crash_count + 1,
+                   failure_reason = 'worker_lost: the workers processing this recording stopped '
+                       || (crash_count + 1) || ' times; it may crash the decoder'
+               WHERE id = $1 AND state = 'running' AND lease_expires_at < now()
+                 AND crash_count + 1 >= $2
+               RETURNING id"#,
+            id,
+            crash_budget
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if lost.is_some() {
+            self.append_event(id, "failed", "worker_lost").await?;
+            return Ok(Claim::CrashBudgetSpent);
+        }
+        let token = Uuid::new_v4();
+        let claimed = sqlx::query_scalar!(
+            r#"UPDATE jobs
+               SET state = 'running', lease_token = $2,
+                   lease_expires_at = now() + make_interval(secs => $3),
+                   worker_name = $4, attempts = attempts + 1,
+                   crash_count = crash_count + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
+                   started_at = coalesce(started_at, now()), updated_at = now()
+               WHERE id = $1
+                 AND (state = 'queued' OR (state = 'running' AND lease_expires_at < now()))
+               RETURNING id"#,
+            id,
+            token,
+            seconds(lease),
+            worker
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimed.is_none() {
+            return Ok(Claim::NotClaimable);
+        }
+        let job = self.get(id).await?.ok_or(RepoError::LeaseLost(id))?;
+        Ok(Claim::Leased(Lease { job_id: id, token }, Box::new(job)))
+    }
+
+    /// Extends the lease; fails when it was lost.
+    pub async fn heartbeat(&self, lease: Lease, duration: Duration) -> Result<(), RepoError> {
+        let done = sqlx::query!(
+            r#"UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+               WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
+            lease.job_id,
+            lease.token,
+            seconds(duration)
+        )
+        .execute(&self.pool)
+        .await?;
+        fenced(done.rows_affected(), lease)
+    }
+
+    /// Records progress under the lease, appends it to the event log and notifies
+    /// listeners.
+    pub async fn progress(
+        &self,
+        lease: Lease,
+        stage: &str,
+        percent: f32,
+        message: &str,
+    ) -> Result<(), RepoError> {
+        let percent = percent.clamp(0.0, 100.0);
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query!(
+            r#"UPDATE jobs SET stage = $3, percent = $4, message = $5, updated_at = now()
+               WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
+            lease.job_id,
+            lease.token,
+            stage,
+            percent,
+            message
+        )
+        .execute(&mut *tx)
+        .await?;
+        fenced(done.rows_affected(), lease)?;
+        sqlx::query!(
+            "INSERT INTO job_events (job_id, stage, percent, message) VALUES ($1, $2, $3, $4)",
+            lease.job_id,
+            stage,
+            percent,
+            message
+        )
+        .execute(&mut *tx)
+        .await?;
+        notify(&mut *tx, lease.job_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that artifact `name` is stored at `key`.
+    pub async fn store_artifact(
+        &self,
+        lease: Lease,
+        name: &str,
+        key: &str,
+    ) -> Result<(), RepoError> {
+        let done = sqlx::query!(
+            r#"UPDATE jobs SET artifacts = artifacts || jsonb_build_object($3::text, $4::text),
+                               updated_at = now()
+               WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
+            lease.job_id,
+            lease.token,
+            name,
+            key
+        )
+        .execute(&self.pool)
+        .await?;
+        fenced(done.rows_affected(), lease)
+    }
+
+    /// Ends the job as `done` or `failed` (with `reason`), releasing the lease.
+    pub async fn finish(&self, lease: Lease, failure: Option<&str>) -> Result<(), RepoError> {
+        let state = if failure.is_some() { JobState::Failed } else { JobState::Done };
+        let done = sqlx::query!(
+            r#"UPDATE jobs SET state = $3, failure_reason = $4,
+                               percent = CASE WHEN $4::text IS NULL THEN 100 ELSE percent END,
+                               lease_token = NULL, lease_expires_at = NULL,
+                               finished_at = now(), updated_at = now()
+               WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
+            lease.job_id,
+            lease.token,
+            state.as_str(),
+            failure
+        )
+        .execute(&self.pool)
+        .await?;
+        fenced(done.rows_affected(), lease)?;
+        self.append_event(lease.job_id, state.as_str(), failure.unwrap_or("")).await
+    }
+
+    /// Hands the job back to the queue (a worker shutting down): queued again, not yet
+    /// enqueued, so the reconciler pushes it.
+    pub async fn release(&self, lease: Lease) -> Result<(), RepoError> {
+        let done = sqlx::query!(
+            r#"UPDATE jobs SET state = 'queued', lease_token = NULL, lease_expires_at = NULL,
+                               enqueued_at = NULL, message = 'handed back by a stopping worker',
+                               updated_at = now()
+               WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
+            lease.job_id,
+            lease.token
+        )
+        .execute(&self.pool)
+        .await?;
+        fenced(done.rows_affected(), lease)
+    }
+
+    /// Cancels a job that is not final yet; a running one stops at its next fenced write.
+    /// Returns whether it was cancelled.
+    pub async fn cancel(&self, id: Uuid) -> Result<bool, RepoError> {
+        let done = sqlx::query!(
+            r#"UPDATE jobs SET state = 'cancelled', lease_token = NULL, lease_expires_at = NULL,
+                               finished_at = now(), updated_at = now()
+               WHERE id = $1 AND state IN ('queued', 'running')"#,
+            id
+        )
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            self.append_event(id, "cancelled", "").await?;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Queues a failed or cancelled job again (its stored artifacts are kept, so it
+    /// resumes at the first missing one). Returns whether it was requeued.
+    pub async fn retry(&self, id: Uuid) -> Result<bool, RepoError> {
+        let done = sqlx::query!(
+            r#"UPDATE jobs SET state = 'queued', failure_reason = NULL, crash_count = 0,
+                               enqueued_at = NULL, finished_at = NULL, updated_at = now(),
+                               message = 'queued again'
+               WHERE id = $1 AND state IN ('failed', 'cancelled')"#,
+            id
+        )
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            self.append_event(id, "queued", "retry").await?;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes the job and its history; returns it so the caller can delete its objects.
+    pub async fn delete(&self, id: Uuid) -> Result<Option<Job>, RepoError> {
+        let job = self.get(id).await?;
+        sqlx::query!("DELETE FROM jobs WHERE id = $1", id).execute(&self.pool).await?;
+        Ok(job)
+    }
+
+    /// The job's events after event `after` (0 for all), oldest first.
+    pub async fn events(&self, id: Uuid, after: i64) -> Result<Vec<JobEvent>, RepoError> {
+        Ok(sqlx::query_as!(
+            JobEvent,
+            r#"SELECT id, at, stage, percent, message FROM job_events
+               WHERE job_id = $1 AND id > $2 ORDER BY id"#,
+            id,
+            after
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Jobs per state, for metrics.
+    pub async fn count_by_state(&self) -> Result<Vec<(JobState, i64)>, RepoError> {
+        let rows = sqlx::query!(
+            r#"SELECT state AS "state: JobState", count(*) AS "count!" FROM jobs GROUP BY state"#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.state, r.count)).collect())
+    }
+
+    async fn append_event(&self, id: Uuid, stage: &str, message: &str) -> Result<(), RepoError> {
+        sqlx::query!(
+            r#"INSERT INTO job_events (job_id, stage, percent, message)
+               SELECT id, $2, percent, $3 FROM jobs WHERE id = $1"#,
+            id,
+            stage,
+            message
+        )
+        .execute(&self.pool)
+        .await?;
+        notify(&self.pool, id).await
+    }
+}
+
+/// Tells listeners of [`EVENTS_CHANNEL`] that job `id` changed (on commit, inside a
+/// transaction). Not a checked macro: `pg_notify` returns `void`, which has no Rust type.
+async fn notify<'c>(
+    executor: impl sqlx::Executor<'c, Database = Postgres>,
+    id: Uuid,
+) -> Result<(), RepoError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(EVENTS_CHANNEL)
+        .bind(id.to_string())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// One row changed, or the lease was lost.
+fn fenced(rows: u64, lease: Lease) -> Result<(), RepoError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(RepoError::LeaseLost(lease.job_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for state in JobState::ALL {
+            assert_eq!(state.as_str().parse::<JobState>(), Ok(state));
+        }
+        assert!("paused".parse::<JobState>().is_err());
+        assert!(JobState::Done.is_final() && !JobState::Running.is_final());
+    }
+}

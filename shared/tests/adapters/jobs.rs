@@ -1,0 +1,227 @@
+//! The job repository against a real Postgres: each test makes its own database from
+//! `MINUTES_TEST_DATABASE_URL` (default: the local server as `postgres`), applies the
+//! migrations, and drops the database at the end.
+
+use std::time::Duration;
+
+use minutes_shared::jobs::{Claim, JobRepo, JobState, NewJob, RepoError, EVENTS_CHANNEL};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection};
+use uuid::Uuid;
+
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+    repo: JobRepo,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        let admin = std::env::var("MINUTES_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("minutes_test_{}", Uuid::new_v4().simple());
+        let mut connection = PgConnection::connect(&admin)
+            .await
+            .expect("Postgres (the README's test command starts it)");
+        connection.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create db");
+        let url = format!("{}/{name}", admin.rsplit_once('/').expect("a database URL").0);
+        let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.expect("connect");
+        let repo = JobRepo::new(pool);
+        repo.migrate().await.expect("migrations apply");
+        TestDb { admin, name, url, repo }
+    }
+
+    async fn drop_database(self) {
+        self.repo.pool().close().await;
+        let mut connection = PgConnection::connect(&self.admin).await.expect("connect");
+        connection
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await
+            .expect("drop db");
+    }
+}
+
+fn new_job(key: Option<&str>) -> NewJob {
+    let id = Uuid::new_v4();
+    NewJob {
+        id,
+        source_key: format!("uploads/{id}"),
+        original_filename: "weekly sync.m4a".into(),
+        content_type: "audio/mp4".into(),
+        size_bytes: 1234,
+        title: Some("Weekly sync".into()),
+        language: None,
+        notify_email: Some("team@example.com".into()),
+        options: serde_json::json!({"summarizer": "extractive"}),
+        idempotency_key: key.map(String::from),
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn one_idempotency_key_gives_one_job() {
+    let db = TestDb::new().await;
+    let (first, created) = db.repo.create(&new_job(Some("key-1"))).await.expect("create");
+    assert!(created);
+    let (second, created_again) = db.repo.create(&new_job(Some("key-1"))).await.expect("create");
+    assert!(!created_again);
+    assert_eq!(second.id, first.id, "the same key returns the first job");
+    let (other, _) = db.repo.create(&new_job(None)).await.expect("create");
+    assert_ne!(other.id, first.id);
+    assert_eq!(first.state, JobState::Queued);
+    assert_eq!(first.stage, "upload");
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_stale_worker_changes_nothing_once_another_holds_the_lease() {
+    let db = TestDb::new().await;
+    let (job, _) = db.repo.create(&new_job(None)).await.expect("create");
+    let short = Duration::from_millis(400);
+    let Claim::Leased(stale, _) = db.repo.claim(job.id, "worker-a", short, 3).await.expect("claim")
+    else {
+        panic!("a queued job is claimable")
+    };
+    let busy = db.repo.claim(job.id, "worker-b", LEASE, 3).await.expect("claim");
+    assert_eq!(busy, Claim::NotClaimable, "a live lease keeps other workers out");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let Claim::Leased(fresh, taken) =
+        db.repo.claim(job.id, "worker-b", LEASE, 3).await.expect("claim")
+    else {
+        panic!("a lapsed lease can be taken over")
+    };
+    assert_eq!((taken.attempts, taken.crash_count), (2, 1));
+    assert_eq!(taken.worker_name.as_deref(), Some("worker-b"));
+
+    let stale_write = db.repo.progress(stale, "transcribe", 40.0, "stale").await;
+    assert!(matches!(stale_write, Err(RepoError::LeaseLost(id)) if id == job.id));
+    db.repo.progress(fresh, "transcribe", 50.0, "half way").await.expect("fresh lease writes");
+    db.repo.finish(fresh, None).await.expect("finish");
+    assert!(matches!(db.repo.finish(stale, Some("late")).await, Err(RepoError::LeaseLost(_))));
+    let done = db.repo.get(job.id).await.expect("get").expect("exists");
+    assert_eq!(done.state, JobState::Done, "a stale worker never moves a job back");
+    assert_eq!(done.percent, 100.0);
+    assert_eq!(done.message, "half way");
+    assert_eq!(
+        db.repo.claim(job.id, "worker-c", LEASE, 3).await.expect("claim"),
+        Claim::NotClaimable
+    );
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_losing_its_worker_fails_after_the_crash_budget() {
+    let db = TestDb::new().await;
+    let (job, _) = db.repo.create(&new_job(None)).await.expect("create");
+    let short = Duration::from_millis(100);
+    let mut claims = Vec::new();
+    for _ in 0..4 {
+        claims.push(db.repo.claim(job.id, "worker", short, 3).await.expect("claim"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let leased = claims.iter().filter(|c| matches!(c, Claim::Leased(..))).count();
+    assert_eq!(leased, 3, "three workers took it and vanished: {claims:?}");
+    assert_eq!(claims[3], Claim::CrashBudgetSpent);
+    let failed = db.repo.get(job.id).await.expect("get").expect("exists");
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(
+        failed.failure_reason.as_deref().unwrap_or("").starts_with("worker_lost"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.crash_count, 3);
+
+    assert!(db.repo.retry(job.id).await.expect("retry"), "a failed job can be retried");
+    let again = db.repo.get(job.id).await.expect("get").expect("exists");
+    assert_eq!((again.state, again.crash_count, again.failure_reason), (JobState::Queued, 0, None));
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn progress_is_logged_and_notified() {
+    let db = TestDb::new().await;
+    let mut listener = PgListener::connect(&db.url).await.expect("listen");
+    listener.listen(EVENTS_CHANNEL).await.expect("listen");
+    let (job, _) = db.repo.create(&new_job(None)).await.expect("create");
+    let Claim::Leased(lease, _) = db.repo.claim(job.id, "w", LEASE, 3).await.expect("claim") else {
+        panic!("claimable")
+    };
+    db.repo.progress(lease, "decode", 5.0, "decoding").await.expect("progress");
+    db.repo.progress(lease, "transcribe", 250.0, "too much").await.expect("progress");
+    let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a notification within 5 s")
+        .expect("notification");
+    assert_eq!(note.payload(), job.id.to_string());
+    let events = db.repo.events(job.id, 0).await.expect("events");
+    let seen: Vec<(&str, f32)> = events.iter().map(|e| (e.stage.as_str(), e.percent)).collect();
+    assert_eq!(seen, [("decode", 5.0), ("transcribe", 100.0)], "percent is clamped");
+    let later = db.repo.events(job.id, events[0].id).await.expect("events");
+    assert_eq!(later.len(), 1, "events resume after the last one seen");
+    db.repo
+        .store_artifact(lease, "transcript.json", "jobs/x/transcript.json")
+        .await
+        .expect("artifact");
+    let stored = db.repo.get(job.id).await.expect("get").expect("exists");
+    assert_eq!(stored.artifacts["transcript.json"], "jobs/x/transcript.json");
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn the_reconciler_finds_jobs_that_never_reached_the_queue() {
+    let db = TestDb::new().await;
+    let (pushed, _) = db.repo.create(&new_job(None)).await.expect("create");
+    let (lost, _) = db.repo.create(&new_job(None)).await.expect("create");
+    db.repo.mark_enqueued(pushed.id).await.expect("mark");
+    let waiting = db.repo.not_enqueued(Duration::ZERO).await.expect("query");
+    assert_eq!(waiting, [lost.id]);
+    assert!(
+        db.repo.not_enqueued(Duration::from_secs(60)).await.expect("query").is_empty(),
+        "grace"
+    );
+
+    // A worker that stops hands its job back: queued again and found by the reconciler.
+    let Claim::Leased(lease, _) = db.repo.claim(pushed.id, "w", LEASE, 3).await.expect("claim")
+    else {
+        panic!("claimable")
+    };
+    db.repo.release(lease).await.expect("release");
+    let mut waiting = db.repo.not_enqueued(Duration::ZERO).await.expect("query");
+    waiting.sort();
+    let mut expected = vec![pushed.id, lost.id];
+    expected.sort();
+    assert_eq!(waiting, expected);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn jobs_list_newest_first_by_page_and_state_and_can_be_cancelled_or_deleted() {
+    let db = TestDb::new().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(db.repo.create(&new_job(None)).await.expect("create").0.id);
+    }
+    assert!(db.repo.cancel(ids[0]).await.expect("cancel"));
+    assert!(!db.repo.cancel(ids[0]).await.expect("cancel"), "cancelling twice changes nothing");
+    let first_page = db.repo.list(None, 2, None).await.expect("list");
+    assert_eq!(first_page.len(), 2);
+    let last = first_page.last().expect("a job");
+    let second_page = db.repo.list(None, 10, Some((last.created_at, last.id))).await.expect("list");
+    assert_eq!(second_page.len(), 3);
+    let all: Vec<_> = first_page.iter().chain(&second_page).map(|j| j.id).collect();
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "pages do not overlap");
+    let cancelled = db.repo.list(Some(JobState::Cancelled), 10, None).await.expect("list");
+    assert_eq!(cancelled.iter().map(|j| j.id).collect::<Vec<_>>(), [ids[0]]);
+    let counts = db.repo.count_by_state().await.expect("counts");
+    assert!(counts.contains(&(JobState::Queued, 4)) && counts.contains(&(JobState::Cancelled, 1)));
+
+    let deleted = db.repo.delete(ids[1]).await.expect("delete");
+    assert_eq!(deleted.map(|j| j.id), Some(ids[1]));
+    assert_eq!(db.repo.get(ids[1]).await.expect("get"), None);
+    assert_eq!(db.repo.delete(ids[1]).await.expect("delete"), None);
+    db.drop_database().await;
+}
