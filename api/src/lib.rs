@@ -1,16 +1,202 @@
-//! The `minutes` HTTP API. For now it only answers health checks; the upload, job and
-//! download routes arrive with the service (see ARCHITECTURE.md). It links no audio or
-//! machine-learning code: the API only moves files and rows.
+//! The `minutes` HTTP API: uploads, jobs, progress events, downloads, health and metrics.
+//!
+//! It links no audio or machine-learning code: the API only moves files and rows. An
+//! upload streams into the object store, becomes a job row in Postgres, and a ticket on
+//! the Redis queue; workers do the rest and report progress in Postgres, which the event
+//! stream relays.
+//!
+//! Code map: [`settings`] (flags and environment), [`upload`] (`POST /api/v1/jobs`),
+//! [`jobs`] (list, show, retry, cancel, delete), [`events`] (Server-Sent Events fed by
+//! Postgres `LISTEN`), [`downloads`] (artifacts), [`health`] (`/healthz`, `/readyz`,
+//! `/metrics`), [`openapi`] (the document generated from the handlers), [`error`] (JSON
+//! errors), [`sniff`] and [`filename`] (what uploads are checked and cleaned with).
 
-use axum::routing::get;
+pub mod downloads;
+pub mod error;
+pub mod events;
+pub mod filename;
+pub mod health;
+pub mod jobs;
+pub mod openapi;
+pub mod settings;
+pub mod sniff;
+pub mod upload;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use axum::Router;
+use minutes_shared::jobs::JobRepo;
+use minutes_shared::queue::{push_due, JobQueue};
+use minutes_shared::storage::{job_prefix, Storage};
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
 
-/// The application's routes.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(healthz))
+use crate::events::EventHub;
+use crate::settings::ApiSettings;
+
+/// Body limit of every route but the upload.
+const SMALL_BODY_LIMIT: usize = 64 * 1024;
+/// Pending uploads older than this with no job are deleted.
+const STALE_UPLOAD_AGE: Duration = Duration::from_secs(3600);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The job repository.
+    pub repo: JobRepo,
+    /// The object store.
+    pub storage: Storage,
+    /// The job queue.
+    pub queue: JobQueue,
+    /// The process settings.
+    pub settings: Arc<ApiSettings>,
+    /// Relays progress notifications to event streams.
+    pub hub: EventHub,
+    /// Upload counters for /metrics.
+    pub counters: Arc<Counters>,
 }
 
-/// Liveness: the process is up and serving.
-async fn healthz() -> &'static str {
-    "ok\n"
+/// The API's own counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Uploads accepted.
+    pub uploads: AtomicU64,
+    /// Uploads refused (size, type, bad form).
+    pub uploads_rejected: AtomicU64,
+}
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting cannot be used.
+    #[error("{0}")]
+    Settings(String),
+    /// Postgres could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(String),
+    /// Redis could not be reached.
+    #[error("queue: {0}")]
+    Queue(String),
+    /// The port could not be opened.
+    #[error("cannot listen on {0}")]
+    Listen(String),
+}
+
+/// A built application, listening, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Connects to Postgres (and migrates), Redis and the object store, starts the event
+    /// hub and the reconciler, and opens the port.
+    pub async fn build(settings: ApiSettings) -> Result<Self, StartError> {
+        let service = &settings.service;
+        let pool = PgPoolOptions::new()
+            .max_connections(service.database_max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&service.database_url)
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
+        let repo = JobRepo::new(pool);
+        repo.migrate().await.map_err(|e| StartError::Database(e.to_string()))?;
+        let storage_settings =
+            service.storage().map_err(|e| StartError::Settings(e.to_string()))?;
+        let storage =
+            Storage::new(&storage_settings).map_err(|e| StartError::Settings(e.to_string()))?;
+        let queue = JobQueue::connect(&service.queue())
+            .await
+            .map_err(|e| StartError::Queue(e.to_string()))?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| StartError::Listen(format!("{}: {e}", settings.listen)))?;
+        let hub = EventHub::start(repo.pool().clone());
+        let state = AppState {
+            repo,
+            storage,
+            queue,
+            settings: Arc::new(settings),
+            hub,
+            counters: Arc::default(),
+        };
+        tokio::spawn(reconcile(state.clone()));
+        Ok(Application { listener, router: router(state) })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in progress.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::show).delete(jobs::delete))
+        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/events", get(events::stream))
+        .route("/api/v1/jobs/{id}/files/{file}", get(downloads::download))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
+    // The upload route counts bytes itself against the maximum upload size.
+    let upload = Router::new()
+        .route("/api/v1/jobs", post(upload::create))
+        .layer(DefaultBodyLimit::disable());
+    api.merge(upload).fallback(not_found).with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// Pushes jobs Postgres says should be on the queue, and deletes uploads whose API died
+/// before their job was recorded.
+async fn reconcile(state: AppState) {
+    let every = Duration::from_secs(state.settings.reconcile_secs.max(1));
+    let mut passes: u64 = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = push_due(&state.repo, &state.queue, every).await {
+            eprintln!("minutes-api: reconciler: {error}");
+        }
+        passes += 1;
+        if passes.is_multiple_of(12) {
+            sweep_stale_uploads(&state).await;
+        }
+    }
+}
+
+async fn sweep_stale_uploads(state: &AppState) {
+    let stale = match state.repo.stale_uploads(STALE_UPLOAD_AGE).await {
+        Ok(stale) => stale,
+        Err(error) => {
+            eprintln!("minutes-api: stale uploads: {error}");
+            return;
+        }
+    };
+    for id in stale {
+        if state.storage.delete_prefix(&job_prefix(id)).await.is_ok() {
+            let _ = state.repo.upload_abandoned(id).await;
+        }
+    }
 }

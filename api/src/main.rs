@@ -1,38 +1,29 @@
-//! `minutes-api`: serves the HTTP API.
-
-use std::net::SocketAddr;
+//! `minutes-api`: serves the HTTP API until SIGTERM or SIGINT.
 
 use anyhow::Context as _;
 use clap::Parser;
+use minutes_api::settings::ApiSettings;
+use minutes_api::Application;
 
-/// The minutes HTTP API.
+/// The minutes HTTP API: uploads, jobs, progress, downloads.
 #[derive(Debug, Parser)]
 #[command(name = "minutes-api", version, about)]
-struct Settings {
-    /// Address to listen on.
-    #[arg(long, env = "MINUTES_API_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+struct Cli {
+    #[command(flatten)]
+    settings: ApiSettings,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    eprintln!("minutes-api listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, minutes_api::router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")
+    let cli = Cli::parse();
+    let app = Application::build(cli.settings).await?;
+    // Tests and operators read this line to find the port.
+    eprintln!("minutes-api listening on http://{}", app.address()?);
+    app.run_until(shutdown_signal()).await.context("server failed")
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what containers send), so the server drains and exits.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -41,10 +32,8 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {},
+        _ = tokio::signal::ctrl_c() => {},
         () = terminate => {},
     }
 }

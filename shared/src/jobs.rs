@@ -123,6 +123,8 @@ pub struct Job {
     pub attempts: i32,
     /// Times a worker holding it vanished.
     pub crash_count: i32,
+    /// Transient errors met so far (the retry budget counts these).
+    pub error_retries: i32,
     /// The worker holding or last holding it.
     pub worker_name: Option<String>,
     /// When the current lease lapses.
@@ -149,6 +151,8 @@ pub struct Job {
     pub artifacts: Value,
     /// When it was pushed to the queue (none: the reconciler will push it).
     pub enqueued_at: Option<DateTime<Utc>>,
+    /// When a queued job may next be pushed (later than now while a retry backs off).
+    pub run_after: DateTime<Utc>,
     /// Upload time.
     pub created_at: DateTime<Utc>,
     /// First time a worker took it.
@@ -202,6 +206,47 @@ pub enum Claim {
     NotClaimable,
     /// Workers holding it vanished too often; it is now failed with `worker_lost`.
     CrashBudgetSpent,
+}
+
+/// Which email a job sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailKind {
+    /// The minutes, when the job is done.
+    Minutes,
+    /// The failure notice, when it failed.
+    Failure,
+}
+
+impl EmailKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailKind::Minutes => "minutes",
+            EmailKind::Failure => "failure",
+        }
+    }
+}
+
+/// A job's intent to send one email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailIntent {
+    /// Fixed when the intent was made, so a resend is recognisable.
+    pub message_id: String,
+    /// Where it goes.
+    pub recipient: String,
+    /// `pending`, `sent` or `failed`.
+    pub state: String,
+    /// Delivery tries so far.
+    pub attempts: i32,
+    /// The last failure, when there was one.
+    pub last_error: Option<String>,
+}
+
+impl EmailIntent {
+    /// Whether the server accepted it already.
+    pub fn is_sent(&self) -> bool {
+        self.state == "sent"
+    }
 }
 
 /// One line of a job's history.
@@ -263,6 +308,7 @@ impl JobRepo {
     /// Creates the job, or returns the one created earlier with the same idempotency key.
     /// The flag says whether this call created it.
     pub async fn create(&self, new: &NewJob) -> Result<(Job, bool), RepoError> {
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_scalar!(
             r#"INSERT INTO jobs (id, source_key, original_filename, content_type, size_bytes,
                                  title, language, notify_email, options, idempotency_key)
@@ -280,8 +326,15 @@ impl JobRepo {
             new.options,
             new.idempotency_key,
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        if inserted.is_some() {
+            // The upload now has its job: it is no longer the reconciler's to delete.
+            sqlx::query!("DELETE FROM pending_uploads WHERE job_id = $1", new.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         let id = match (inserted, &new.idempotency_key) {
             (Some(id), _) => id,
             (None, Some(key)) => {
@@ -295,15 +348,56 @@ impl JobRepo {
         Ok((job, inserted.is_some()))
     }
 
+    /// Notes that the upload for job `id` is being streamed (before its row exists).
+    pub async fn upload_started(&self, id: Uuid) -> Result<(), RepoError> {
+        sqlx::query!("INSERT INTO pending_uploads (job_id) VALUES ($1) ON CONFLICT DO NOTHING", id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a pending upload whose objects were removed (a rejected or failed upload).
+    pub async fn upload_abandoned(&self, id: Uuid) -> Result<(), RepoError> {
+        sqlx::query!("DELETE FROM pending_uploads WHERE job_id = $1", id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Pending uploads started more than `age` ago with no job row: their API died
+    /// mid-upload. The caller deletes their objects, then calls [`Self::upload_abandoned`].
+    pub async fn stale_uploads(&self, age: Duration) -> Result<Vec<Uuid>, RepoError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT p.job_id FROM pending_uploads p
+               WHERE p.started_at < now() - make_interval(secs => $1)
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.job_id)
+               LIMIT 1000"#,
+            seconds(age)
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The job with `idempotency_key`, if one was created with it.
+    pub async fn by_idempotency_key(&self, key: &str) -> Result<Option<Job>, RepoError> {
+        let id = sqlx::query_scalar!("SELECT id FROM jobs WHERE idempotency_key = $1", key)
+            .fetch_optional(&self.pool)
+            .await?;
+        match id {
+            Some(id) => self.get(id).await,
+            None => Ok(None),
+        }
+    }
+
     /// The job, if it exists.
     pub async fn get(&self, id: Uuid) -> Result<Option<Job>, RepoError> {
         Ok(sqlx::query_as!(
             Job,
             r#"SELECT id, state AS "state: JobState", stage, percent, message, failure_reason,
-                      attempts, crash_count, worker_name, lease_expires_at, source_key,
-                      original_filename, content_type, size_bytes, media_duration, language,
-                      title, notify_email, options, artifacts, enqueued_at, created_at,
-                      started_at, updated_at, finished_at
+                      attempts, crash_count, error_retries, worker_name, lease_expires_at,
+                      source_key, original_filename, content_type, size_bytes, media_duration,
+                      language, title, notify_email, options, artifacts, enqueued_at, run_after,
+                      created_at, started_at, updated_at, finished_at
                FROM jobs WHERE id = $1"#,
             id
         )
@@ -323,10 +417,10 @@ impl JobRepo {
         Ok(sqlx::query_as!(
             Job,
             r#"SELECT id, state AS "state: JobState", stage, percent, message, failure_reason,
-                      attempts, crash_count, worker_name, lease_expires_at, source_key,
-                      original_filename, content_type, size_bytes, media_duration, language,
-                      title, notify_email, options, artifacts, enqueued_at, created_at,
-                      started_at, updated_at, finished_at
+                      attempts, crash_count, error_retries, worker_name, lease_expires_at,
+                      source_key, original_filename, content_type, size_bytes, media_duration,
+                      language, title, notify_email, options, artifacts, enqueued_at, run_after,
+                      created_at, started_at, updated_at, finished_at
                FROM jobs
                WHERE ($1::text IS NULL OR state = $1)
                  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
@@ -349,18 +443,29 @@ impl JobRepo {
         Ok(())
     }
 
-    /// Queued jobs that were committed more than `grace` ago but never pushed to the queue
-    /// (the API died between the two): the reconciler pushes them.
-    pub async fn not_enqueued(&self, grace: Duration) -> Result<Vec<Uuid>, RepoError> {
+    /// Jobs the queue should hold but may not: queued ones not pushed yet whose time came
+    /// more than `grace` ago (the API died between commit and push, a retry's backoff
+    /// ended, a stopping worker handed one back), and running ones whose lease lapsed and
+    /// that were not pushed since (their worker vanished). The reconciler pushes them;
+    /// a duplicate delivery is harmless because only one worker can claim a job.
+    pub async fn due_for_push(&self, grace: Duration) -> Result<Vec<Uuid>, RepoError> {
         Ok(sqlx::query_scalar!(
-            r#"SELECT id FROM jobs
-               WHERE state = 'queued' AND enqueued_at IS NULL
-                 AND created_at < now() - make_interval(secs => $1)
-               ORDER BY created_at LIMIT 1000"#,
+            r#"(SELECT id FROM jobs
+                WHERE state = 'queued' AND enqueued_at IS NULL
+                  AND run_after < now() - make_interval(secs => $1)
+                ORDER BY run_after LIMIT 1000)
+               UNION ALL
+               (SELECT id FROM jobs
+                WHERE state = 'running' AND lease_expires_at < now()
+                  AND (enqueued_at IS NULL OR enqueued_at < lease_expires_at)
+                ORDER BY lease_expires_at LIMIT 1000)"#,
             seconds(grace)
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
     }
 
     /// Takes the job for `worker` for `lease` when it is queued, or running under a lease
@@ -495,6 +600,8 @@ impl JobRepo {
         let done = sqlx::query!(
             r#"UPDATE jobs SET state = $3, failure_reason = $4,
                                percent = CASE WHEN $4::text IS NULL THEN 100 ELSE percent END,
+                               message = CASE WHEN $4::text IS NULL THEN 'the minutes are ready'
+                                              ELSE message END,
                                lease_token = NULL, lease_expires_at = NULL,
                                finished_at = now(), updated_at = now()
                WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
@@ -514,8 +621,8 @@ impl JobRepo {
     pub async fn release(&self, lease: Lease) -> Result<(), RepoError> {
         let done = sqlx::query!(
             r#"UPDATE jobs SET state = 'queued', lease_token = NULL, lease_expires_at = NULL,
-                               enqueued_at = NULL, message = 'handed back by a stopping worker',
-                               updated_at = now()
+                               enqueued_at = NULL, run_after = now(),
+                               message = 'handed back by a stopping worker', updated_at = now()
                WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
             lease.job_id,
             lease.token
@@ -547,7 +654,8 @@ impl JobRepo {
     pub async fn retry(&self, id: Uuid) -> Result<bool, RepoError> {
         let done = sqlx::query!(
             r#"UPDATE jobs SET state = 'queued', failure_reason = NULL, crash_count = 0,
-                               enqueued_at = NULL, finished_at = NULL, updated_at = now(),
+                               error_retries = 0, enqueued_at = NULL, run_after = now(),
+                               finished_at = NULL, updated_at = now(),
                                message = 'queued again'
                WHERE id = $1 AND state IN ('failed', 'cancelled')"#,
             id
@@ -560,11 +668,11 @@ impl JobRepo {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Deletes the job and its history; returns it so the caller can delete its objects.
-    pub async fn delete(&self, id: Uuid) -> Result<Option<Job>, RepoError> {
-        let job = self.get(id).await?;
-        sqlx::query!("DELETE FROM jobs WHERE id = $1", id).execute(&self.pool).await?;
-        Ok(job)
+    /// Deletes the job and its history; returns whether it existed. The caller deletes its
+    /// objects first, so a failure in between leaves a row to retry the delete with.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, RepoError> {
+        let done = sqlx::query!("DELETE FROM jobs WHERE id = $1", id).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The job's events after event `after` (0 for all), oldest first.
@@ -578,6 +686,146 @@ impl JobRepo {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Ends the attempt after a transient error: queued again to run after `delay`, or,
+    /// when this was error number `budget`, failed with `reason`. Returns the new state.
+    pub async fn retry_later(
+        &self,
+        lease: Lease,
+        reason: &str,
+        delay: Duration,
+        budget: i32,
+    ) -> Result<JobState, RepoError> {
+        let state = sqlx::query_scalar!(
+            r#"UPDATE jobs SET
+                 error_retries = error_retries + 1,
+                 state = CASE WHEN error_retries + 1 >= $3 THEN 'failed' ELSE 'queued' END,
+                 failure_reason = CASE WHEN error_retries + 1 >= $3 THEN $4 END,
+                 finished_at = CASE WHEN error_retries + 1 >= $3 THEN now() END,
+                 message = $4, lease_token = NULL, lease_expires_at = NULL, enqueued_at = NULL,
+                 run_after = now() + make_interval(secs => $5), updated_at = now()
+               WHERE id = $1 AND lease_token = $2 AND state = 'running'
+               RETURNING state AS "state: JobState""#,
+            lease.job_id,
+            lease.token,
+            budget,
+            reason,
+            seconds(delay)
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(RepoError::LeaseLost(lease.job_id))?;
+        let what = if state == JobState::Failed { "failed" } else { "retry scheduled" };
+        self.append_event(lease.job_id, what, reason).await?;
+        Ok(state)
+    }
+
+    /// Records what decoding found out: the recording's duration and, when known, its
+    /// language.
+    pub async fn set_media(
+        &self,
+        lease: Lease,
+        duration: f64,
+        language: Option<&str>,
+    ) -> Result<(), RepoError> {
+        let done = sqlx::query!(
+            r#"UPDATE jobs SET media_duration = $3, language = coalesce($4, language),
+                               updated_at = now()
+               WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
+            lease.job_id,
+            lease.token,
+            duration,
+            language
+        )
+        .execute(&self.pool)
+        .await?;
+        fenced(done.rows_affected(), lease)
+    }
+
+    /// The job's send intent for an email of `kind`, made now with `message_id` unless one
+    /// exists (then its fixed Message-ID is kept). Returns the intent as stored.
+    pub async fn email_intent(
+        &self,
+        job_id: Uuid,
+        kind: EmailKind,
+        message_id: &str,
+        recipient: &str,
+    ) -> Result<EmailIntent, RepoError> {
+        sqlx::query!(
+            r#"INSERT INTO email_intents (job_id, kind, message_id, recipient)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, kind) DO NOTHING"#,
+            job_id,
+            kind.as_str(),
+            message_id,
+            recipient
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(sqlx::query_as!(
+            EmailIntent,
+            r#"SELECT message_id, recipient, state, attempts, last_error
+               FROM email_intents WHERE job_id = $1 AND kind = $2"#,
+            job_id,
+            kind.as_str()
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Records the outcome of delivering the job's email of `kind`: sent (`error` none) or
+    /// failed for good, after `attempts` tries.
+    pub async fn email_outcome(
+        &self,
+        job_id: Uuid,
+        kind: EmailKind,
+        attempts: i32,
+        error: Option<&str>,
+    ) -> Result<(), RepoError> {
+        sqlx::query!(
+            r#"UPDATE email_intents
+               SET state = CASE WHEN $4::text IS NULL THEN 'sent' ELSE 'failed' END,
+                   attempts = attempts + $3, last_error = $4,
+                   sent_at = CASE WHEN $4::text IS NULL THEN now() END
+               WHERE job_id = $1 AND kind = $2"#,
+            job_id,
+            kind.as_str(),
+            attempts,
+            error
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Age in seconds of the oldest queued job, for metrics (0 when none waits).
+    pub async fn oldest_queued_age(&self) -> Result<f64, RepoError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
+                      AS "age!"
+               FROM jobs WHERE state = 'queued'"#
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Per stage, over the last day: how many jobs ran it and the seconds they spent in it
+    /// (first to last progress event of the stage).
+    pub async fn stage_durations(&self) -> Result<Vec<(String, i64, f64)>, RepoError> {
+        let rows = sqlx::query!(
+            r#"SELECT stage AS "stage!", count(*) AS "count!",
+                      coalesce(sum(seconds), 0)::float8 AS "seconds!"
+               FROM (SELECT job_id, stage,
+                            extract(epoch FROM max(at) - min(at))::float8 AS seconds
+                     FROM job_events
+                     WHERE at > now() - interval '1 day'
+                       AND stage IN ('decode', 'transcribe', 'summarize', 'render', 'notify')
+                     GROUP BY job_id, stage) per_job
+               GROUP BY stage ORDER BY stage"#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.stage, r.count, r.seconds)).collect())
     }
 
     /// Jobs per state, for metrics.

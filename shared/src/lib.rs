@@ -3,13 +3,18 @@
 //! This crate does no audio work and links no machine-learning runtime: the API depends on
 //! it and must stay small. It owns the transcript model and its text renderings (plain
 //! text, SRT, WebVTT, JSON), the minutes model, the word-error-rate measure used by tests
-//! and benchmarks, and the service's adapters: the job repository ([`jobs`], Postgres) and
-//! the object store ([`storage`], a local folder or S3).
+//! and benchmarks, and the service's adapters: the job repository ([`jobs`], Postgres), the
+//! object store ([`storage`], a local folder or S3), the job queue ([`queue`], Redis through
+//! apalis) and the settings that locate them ([`settings`]).
 
 pub mod jobs;
 pub mod minutes;
+pub mod queue;
+pub mod settings;
 pub mod storage;
 pub mod subtitles;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transcript;
 pub mod wer;
 

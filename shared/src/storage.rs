@@ -23,6 +23,10 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploading at once; with [`PART_SIZE`] this bounds an upload's memory to ~24 MiB.
 const PARTS_IN_FLIGHT: usize = 2;
 
+/// An object's bytes, streamed.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, StorageError>> + Send>>;
+
 /// Where objects live.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StorageSettings {
@@ -54,6 +58,9 @@ pub enum StorageError {
     /// The store failed.
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
+    /// A local file next to the store (a download's target) could not be written.
+    #[error("local file {0}")]
+    Local(String),
 }
 
 /// The key of a job's upload.
@@ -161,6 +168,41 @@ impl Storage {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The object at `key` as a stream of chunks, with its size (downloads: memory stays
+    /// at one chunk whatever the object's size).
+    pub async fn get_stream(&self, key: &str) -> Result<(u64, ByteStream), StorageError> {
+        match self.store.get(&path(key)?).await {
+            Ok(result) => {
+                let size = result.meta.size;
+                Ok((size, Box::pin(result.into_stream().map_err(StorageError::from))))
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(StorageError::NotFound(key.to_string()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Copies the object at `key` into the file `target` (created or truncated), chunk by
+    /// chunk; returns the bytes written.
+    pub async fn download_to(
+        &self,
+        key: &str,
+        target: &std::path::Path,
+    ) -> Result<u64, StorageError> {
+        use std::io::Write as _;
+        let (_, mut stream) = self.get_stream(key).await?;
+        let io = |e: std::io::Error| StorageError::Local(format!("{}: {e}", target.display()));
+        let mut file = std::io::BufWriter::new(std::fs::File::create(target).map_err(io)?);
+        let mut written = 0;
+        while let Some(chunk) = stream.try_next().await? {
+            file.write_all(&chunk).map_err(io)?;
+            written += chunk.len() as u64;
+        }
+        file.flush().map_err(io)?;
+        Ok(written)
     }
 
     /// Whether an object is at `key`.

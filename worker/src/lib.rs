@@ -6,9 +6,15 @@
 //! - [`audio`]: decode and resample composed into "file to 16 kHz samples".
 //! - [`mail`]: the outbox that delivers notification emails (a folder, or SMTP).
 //! - [`panic_guard`]: contains panics of third-party decoders.
+//! - [`settings`]: recognition and summarizer flags shared by both binaries.
+//! - [`service`]: the `minutes-worker` daemon: queue consumer, leases, stage runner,
+//!   health and metrics.
 //! - `src/bin/minutes`: the `minutes` command line (argument parsing, progress, output).
+//! - `src/bin/minutes-worker`: the daemon's entry point.
 
 pub mod audio;
 pub mod mail;
 pub mod panic_guard;
+pub mod service;
+pub mod settings;
 pub mod stages;

@@ -1,7 +1,7 @@
 //! Integration tests of the worker crate: real fixtures through decode, resample and
 //! Whisper, and the `minutes` binary as a user runs it. Needs the model that the README's
 //! test command fetches (`models/whisper-tiny.en`, or `MINUTES_MODEL_DIR`), and for the
-//! [`llm`] and [`mail`] modules the servers that command starts.
+//! [`llm`], [`mail`] and [`service`] modules the servers that command starts.
 
 // In a test, a failed expectation is the test failing: say what was expected and stop.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -25,6 +25,8 @@ use minutes_worker::stages::transcribe::{
 mod llm;
 #[path = "pipeline/mail.rs"]
 mod mail;
+#[path = "pipeline/service.rs"]
+mod service;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

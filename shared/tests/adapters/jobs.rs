@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use minutes_shared::jobs::{Claim, JobRepo, JobState, NewJob, RepoError, EVENTS_CHANNEL};
+use minutes_shared::jobs::{
+    Claim, EmailKind, JobRepo, JobState, NewJob, RepoError, EVENTS_CHANNEL,
+};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -174,10 +176,10 @@ async fn the_reconciler_finds_jobs_that_never_reached_the_queue() {
     let (pushed, _) = db.repo.create(&new_job(None)).await.expect("create");
     let (lost, _) = db.repo.create(&new_job(None)).await.expect("create");
     db.repo.mark_enqueued(pushed.id).await.expect("mark");
-    let waiting = db.repo.not_enqueued(Duration::ZERO).await.expect("query");
+    let waiting = db.repo.due_for_push(Duration::ZERO).await.expect("query");
     assert_eq!(waiting, [lost.id]);
     assert!(
-        db.repo.not_enqueued(Duration::from_secs(60)).await.expect("query").is_empty(),
+        db.repo.due_for_push(Duration::from_secs(60)).await.expect("query").is_empty(),
         "grace"
     );
 
@@ -187,11 +189,106 @@ async fn the_reconciler_finds_jobs_that_never_reached_the_queue() {
         panic!("claimable")
     };
     db.repo.release(lease).await.expect("release");
-    let mut waiting = db.repo.not_enqueued(Duration::ZERO).await.expect("query");
+    let mut waiting = db.repo.due_for_push(Duration::ZERO).await.expect("query");
     waiting.sort();
     let mut expected = vec![pushed.id, lost.id];
     expected.sort();
     assert_eq!(waiting, expected);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_lapsed_lease_is_pushed_once_and_a_transient_error_backs_off_then_fails() {
+    let db = TestDb::new().await;
+    let (job, _) = db.repo.create(&new_job(None)).await.expect("create");
+    db.repo.mark_enqueued(job.id).await.expect("mark");
+    // A worker takes it and vanishes: its lease lapses at once.
+    let Claim::Leased(..) = db.repo.claim(job.id, "gone", Duration::ZERO, 3).await.expect("claim")
+    else {
+        panic!("claimable")
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(db.repo.due_for_push(Duration::ZERO).await.expect("query"), [job.id]);
+    db.repo.mark_enqueued(job.id).await.expect("mark");
+    assert!(
+        db.repo.due_for_push(Duration::ZERO).await.expect("query").is_empty(),
+        "pushed once per lapse, not on every scan"
+    );
+
+    // The next worker takes it over (a crash counted) and meets a transient error twice.
+    let Claim::Leased(lease, taken) = db.repo.claim(job.id, "next", LEASE, 3).await.expect("claim")
+    else {
+        panic!("a lapsed lease can be taken over")
+    };
+    assert_eq!(taken.crash_count, 1);
+    let state = db
+        .repo
+        .retry_later(lease, "storage: timeout", Duration::from_secs(60), 2)
+        .await
+        .expect("retry");
+    assert_eq!(state, JobState::Queued);
+    assert!(
+        db.repo.due_for_push(Duration::ZERO).await.expect("query").is_empty(),
+        "not pushed before the backoff ends"
+    );
+    sqlx::query("UPDATE jobs SET run_after = now() - interval '1 second'")
+        .execute(db.repo.pool())
+        .await
+        .expect("end the backoff");
+    assert_eq!(db.repo.due_for_push(Duration::ZERO).await.expect("query"), [job.id]);
+    let Claim::Leased(lease, _) = db.repo.claim(job.id, "next", LEASE, 3).await.expect("claim")
+    else {
+        panic!("claimable after the backoff")
+    };
+    assert!(matches!(
+        db.repo.retry_later(lease, "x", Duration::ZERO, 2).await,
+        Ok(JobState::Failed)
+    ));
+    let failed = db.repo.get(job.id).await.expect("get").expect("exists");
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.failure_reason.as_deref(), Some("x"));
+    assert_eq!(failed.error_retries, 2);
+    assert!(db.repo.retry(job.id).await.expect("retry"), "a person can queue it again");
+    assert_eq!(db.repo.get(job.id).await.expect("get").expect("exists").error_retries, 0);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn an_upload_without_a_job_is_found_and_one_with_a_job_is_not() {
+    let db = TestDb::new().await;
+    let orphan = Uuid::new_v4();
+    db.repo.upload_started(orphan).await.expect("pending");
+    let job = new_job(Some("k"));
+    db.repo.upload_started(job.id).await.expect("pending");
+    db.repo.create(&job).await.expect("create");
+    assert_eq!(db.repo.stale_uploads(Duration::ZERO).await.expect("query"), [orphan]);
+    assert!(db.repo.stale_uploads(Duration::from_secs(3600)).await.expect("query").is_empty());
+    db.repo.upload_abandoned(orphan).await.expect("forget");
+    assert!(db.repo.stale_uploads(Duration::ZERO).await.expect("query").is_empty());
+    assert_eq!(db.repo.by_idempotency_key("k").await.expect("query").map(|j| j.id), Some(job.id));
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn an_email_intent_keeps_its_first_message_id() {
+    let db = TestDb::new().await;
+    let (job, _) = db.repo.create(&new_job(None)).await.expect("create");
+    let first =
+        db.repo.email_intent(job.id, EmailKind::Minutes, "<a@m>", "x@y").await.expect("intent");
+    assert_eq!(first.message_id, "<a@m>");
+    assert!(!first.is_sent());
+    let again =
+        db.repo.email_intent(job.id, EmailKind::Minutes, "<b@m>", "x@y").await.expect("intent");
+    assert_eq!(again.message_id, "<a@m>", "a resend reuses the Message-ID");
+    db.repo.email_outcome(job.id, EmailKind::Minutes, 2, None).await.expect("outcome");
+    let sent =
+        db.repo.email_intent(job.id, EmailKind::Minutes, "<c@m>", "x@y").await.expect("intent");
+    assert!(sent.is_sent());
+    assert_eq!(sent.attempts, 2);
+    db.repo
+        .email_outcome(job.id, EmailKind::Failure, 1, Some("550 no such user"))
+        .await
+        .expect("an outcome without an intent changes nothing");
     db.drop_database().await;
 }
 
@@ -219,9 +316,8 @@ async fn jobs_list_newest_first_by_page_and_state_and_can_be_cancelled_or_delete
     let counts = db.repo.count_by_state().await.expect("counts");
     assert!(counts.contains(&(JobState::Queued, 4)) && counts.contains(&(JobState::Cancelled, 1)));
 
-    let deleted = db.repo.delete(ids[1]).await.expect("delete");
-    assert_eq!(deleted.map(|j| j.id), Some(ids[1]));
+    assert!(db.repo.delete(ids[1]).await.expect("delete"));
     assert_eq!(db.repo.get(ids[1]).await.expect("get"), None);
-    assert_eq!(db.repo.delete(ids[1]).await.expect("delete"), None);
+    assert!(!db.repo.delete(ids[1]).await.expect("delete"), "a second delete finds nothing");
     db.drop_database().await;
 }

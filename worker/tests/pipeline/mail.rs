@@ -15,16 +15,16 @@ use sha2::{Digest, Sha256};
 use super::*;
 
 #[derive(serde::Deserialize)]
-struct SmtpState {
-    starttls: String,
+pub(super) struct SmtpState {
+    pub(super) starttls: String,
     tls: String,
-    ca_file: PathBuf,
+    pub(super) ca_file: PathBuf,
     maildir: PathBuf,
     user: String,
     password: String,
 }
 
-fn state() -> SmtpState {
+pub(super) fn state() -> SmtpState {
     let path = std::env::var("MINUTES_TEST_SMTP_STATE").expect(
         "MINUTES_TEST_SMTP_STATE: run the tests with the README's test command (scripts/test)",
     );
@@ -32,7 +32,7 @@ fn state() -> SmtpState {
         .expect("SMTP state JSON")
 }
 
-fn url(scheme: &str, address: &str) -> String {
+pub(super) fn url(scheme: &str, address: &str) -> String {
     let state = state();
     let password = state.password.replace(' ', "%20");
     format!("{scheme}://{}:{password}@{address}", state.user)
@@ -49,14 +49,14 @@ fn settings(url: String, trust_test_ca: bool) -> MailSettings {
 }
 
 /// A recipient no other test uses.
-fn recipient(prefix: &str) -> String {
+pub(super) fn recipient(prefix: &str) -> String {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     format!("{prefix}-{}-{n}@example.test", std::process::id())
 }
 
 /// Raw messages the server accepted whose `To:` is `to`.
-fn received(to: &str) -> Vec<Vec<u8>> {
+pub(super) fn received(to: &str) -> Vec<Vec<u8>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(state().maildir).expect("maildir") {
         let path = entry.expect("entry").path();

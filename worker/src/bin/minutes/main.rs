@@ -3,8 +3,6 @@
 
 mod process;
 mod progress;
-mod recognition;
-mod summarizer;
 mod transcribe;
 mod wer;
 

@@ -18,14 +18,14 @@ use minutes_worker::mail::{MailSettings, Outbox};
 use minutes_worker::stages::notify::{failure_email, minutes_email, FailureNotice, NotifyOptions};
 use minutes_worker::stages::render::{render_pdf, Paper, RenderOptions};
 use minutes_worker::stages::summarize::{
-    assemble, summarize_or_fall_back, MeetingInfo, Summarizer,
+    assemble, summarize_or_fall_back, title_from_file_name, MeetingInfo, Summarizer,
 };
 use minutes_worker::stages::transcribe::WhisperModel;
 use tokio::runtime::Runtime;
 
 use crate::progress::{seconds, write_atomically, Progress};
-use crate::recognition::RecognitionArgs;
-use crate::summarizer::SummarizerArgs;
+use minutes_worker::settings::RecognitionArgs;
+use minutes_worker::settings::SummarizerArgs;
 
 /// Arguments of `minutes process`.
 #[derive(Debug, clap::Args)]
@@ -302,17 +302,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// "weekly_sync-2026" -> "Weekly sync 2026".
-fn title_from_file_name(stem: &str) -> String {
-    let spaced: String = stem.chars().map(|c| if c == '_' || c == '-' { ' ' } else { c }).collect();
-    let spaced = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut chars = spaced.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => "Meeting".into(),
-    }
-}
-
 fn is_iso_date(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
     matches!(parts.as_slice(), [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2
@@ -340,12 +329,6 @@ fn today() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn titles_come_from_file_names() {
-        assert_eq!(title_from_file_name("weekly_sync-2026"), "Weekly sync 2026");
-        assert_eq!(title_from_file_name("__"), "Meeting");
-    }
 
     #[test]
     fn dates_are_checked() {

@@ -10,7 +10,7 @@ use minutes_shared::subtitles::TranscriptFormat;
 use minutes_worker::audio;
 
 use crate::progress::{write_atomically, Progress};
-use crate::recognition::RecognitionArgs;
+use minutes_worker::settings::RecognitionArgs;
 
 /// Arguments of `minutes transcribe`; every option can also come from the environment.
 #[derive(Debug, clap::Args)]

@@ -160,3 +160,25 @@ pub fn assemble(
         transcript: transcript.segments.clone(),
     }
 }
+
+/// A title made from a file name: "weekly_sync-2026" -> "Weekly sync 2026".
+pub fn title_from_file_name(stem: &str) -> String {
+    let spaced: String = stem.chars().map(|c| if c == '_' || c == '-' { ' ' } else { c }).collect();
+    let spaced = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => "Meeting".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_come_from_file_names() {
+        assert_eq!(title_from_file_name("weekly_sync-2026"), "Weekly sync 2026");
+        assert_eq!(title_from_file_name("__"), "Meeting");
+    }
+}

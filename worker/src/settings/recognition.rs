@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use minutes_worker::stages::decode::DecodeOptions;
-use minutes_worker::stages::transcribe::{
+use crate::stages::decode::DecodeOptions;
+use crate::stages::transcribe::{
     ModelOptions, Precision, TranscribeError, TranscribeOptions, WhisperModel,
 };
 
@@ -13,7 +13,7 @@ use minutes_worker::stages::transcribe::{
 const DEFAULT_MODEL_DIR: &str = "models/whisper-tiny.en";
 
 /// Speech-recognition flags; every one can also come from the environment.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RecognitionArgs {
     /// Spoken language (ISO 639-1, e.g. en, de); detected when omitted.
     #[arg(long, short, env = "MINUTES_LANGUAGE")]
@@ -47,16 +47,19 @@ pub struct RecognitionArgs {
 
 impl RecognitionArgs {
     /// A clear error before any work when the model directory is not there.
-    pub fn check_model(&self) -> anyhow::Result<()> {
+    pub fn check_model(&self) -> Result<(), TranscribeError> {
         if !self.model.join("model.bin").is_file() {
-            anyhow::bail!(
-                "no Whisper model in {}: pass --model DIR or set MINUTES_MODEL_DIR (scripts/demo fetches the default model)",
-                self.model.display()
-            );
+            return Err(TranscribeError::InvalidModel {
+                path: self.model.clone(),
+                reason: "model.bin is missing: pass --model DIR or set MINUTES_MODEL_DIR \
+                         (scripts/demo fetches the default model)"
+                    .into(),
+            });
         }
         Ok(())
     }
 
+    /// Limits for decoding.
     pub fn decode_options(&self) -> DecodeOptions {
         DecodeOptions {
             max_duration: Duration::from_secs(self.max_duration_minutes.saturating_mul(60)),
@@ -64,6 +67,7 @@ impl RecognitionArgs {
         }
     }
 
+    /// Loads the model with the thread and lane counts asked for.
     pub fn load_model(&self) -> Result<WhisperModel, TranscribeError> {
         let threads = if self.threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -78,6 +82,7 @@ impl RecognitionArgs {
         })
     }
 
+    /// Options of one transcription.
     pub fn transcribe_options(&self) -> TranscribeOptions {
         TranscribeOptions {
             language: self.language.clone(),

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use minutes_worker::stages::summarize::openai::client::ResponseFormat;
-use minutes_worker::stages::summarize::openai::{OpenAi, OpenAiSettings};
-use minutes_worker::stages::summarize::{Extractive, Summarizer};
+use crate::stages::summarize::openai::client::ResponseFormat;
+use crate::stages::summarize::openai::{OpenAi, OpenAiSettings};
+use crate::stages::summarize::{Extractive, SummarizeError, Summarizer};
 
 /// Which provider writes the minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,7 +65,7 @@ pub struct SummarizerArgs {
 
 impl SummarizerArgs {
     /// The configured provider; settings that cannot work are an error before any work.
-    pub fn build(&self) -> anyhow::Result<Box<dyn Summarizer>> {
+    pub fn build(&self) -> Result<Box<dyn Summarizer>, SummarizeError> {
         Ok(match self.summarizer {
             Provider::Extractive => Box::new(Extractive),
             Provider::Openai => Box::new(OpenAi::new(OpenAiSettings {

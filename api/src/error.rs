@@ -1,0 +1,87 @@
+//! API errors: every failure answers JSON `{"error": code, "message": text}` with the status
+//! that fits, and internal details stay in the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use minutes_shared::jobs::RepoError;
+use minutes_shared::queue::QueueError;
+use minutes_shared::storage::StorageError;
+use serde::Serialize;
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable code, e.g. `not_found`, `unsupported_media_type`.
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    /// 404 for a job that does not exist.
+    pub fn job_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such job")
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 503 for a backing service that is down; the detail goes to the log.
+    fn unavailable(what: &str, detail: impl std::fmt::Display) -> Self {
+        eprintln!("minutes-api: {what}: {detail}");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the {what} is not available; try again shortly"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: self.code.to_string(), message: self.message };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(error: RepoError) -> Self {
+        Self::unavailable("database", error)
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", "that file is not stored")
+            }
+            other => Self::unavailable("object store", other),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        Self::unavailable("queue", error)
+    }
+}

@@ -1,0 +1,236 @@
+//! Job routes: list, show, retry, cancel, delete, and the JSON view of a job.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, TimeZone, Utc};
+use minutes_shared::jobs::{Job, JobState};
+use minutes_shared::storage::job_prefix;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::downloads::FILES;
+use crate::error::{ApiError, ErrorBody};
+use crate::AppState;
+
+/// A job as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    /// Server-generated id.
+    pub id: Uuid,
+    /// queued, running, done, failed or cancelled.
+    pub state: String,
+    /// upload, decode, transcribe, summarize, render or notify.
+    pub stage: String,
+    /// Of the whole job, 0 to 100.
+    pub percent: f32,
+    /// What it is doing, for people.
+    pub message: String,
+    /// Why it failed (a stable code, a colon, plain words).
+    pub failure_reason: Option<String>,
+    /// Times a worker took it.
+    pub attempts: i32,
+    /// The uploaded file's name.
+    pub filename: String,
+    /// Media type.
+    pub content_type: String,
+    /// Size of the upload in bytes.
+    pub size_bytes: i64,
+    /// The recording's length in seconds, once decoded.
+    pub duration_seconds: Option<f64>,
+    /// Spoken language, given or detected.
+    pub language: Option<String>,
+    /// Meeting title.
+    pub title: Option<String>,
+    /// Where the notification goes.
+    pub email: Option<String>,
+    /// Upload time.
+    pub created_at: DateTime<Utc>,
+    /// When a worker first took it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a final state.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Where to go next.
+    pub links: Links,
+}
+
+/// A job's links.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Links {
+    /// This job.
+    #[serde(rename = "self")]
+    pub this: String,
+    /// Its progress as Server-Sent Events.
+    pub events: String,
+    /// Downloads that exist now, by file name.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+impl JobView {
+    /// The view of `job`.
+    pub fn of(job: &Job) -> Self {
+        let this = format!("/api/v1/jobs/{}", job.id);
+        let files = FILES
+            .iter()
+            .filter(|file| job.artifacts.get(file.name).is_some())
+            .map(|file| (file.name.to_string(), format!("{this}/files/{}", file.name)))
+            .collect();
+        JobView {
+            id: job.id,
+            state: job.state.to_string(),
+            stage: job.stage.clone(),
+            percent: job.percent,
+            message: job.message.clone(),
+            failure_reason: job.failure_reason.clone(),
+            attempts: job.attempts,
+            filename: job.original_filename.clone(),
+            content_type: job.content_type.clone(),
+            size_bytes: job.size_bytes,
+            duration_seconds: job.media_duration,
+            language: job.language.clone(),
+            title: job.title.clone(),
+            email: job.notify_email.clone(),
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            updated_at: job.updated_at,
+            links: Links { events: format!("{this}/events"), this, files },
+        }
+    }
+}
+
+/// Query of `GET /api/v1/jobs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub state: Option<String>,
+    /// Jobs per page (1 to 500, default 50).
+    pub limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobPage {
+    /// The jobs of this page.
+    pub jobs: Vec<JobView>,
+    /// Cursor of the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+/// A job id from the path; anything else is a 404, like an id that does not exist.
+pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::job_not_found())
+}
+
+/// The job `raw` names, or 404.
+pub async fn find(state: &AppState, raw: &str) -> Result<Job, ApiError> {
+    state.repo.get(parse_id(raw)?).await?.ok_or_else(ApiError::job_not_found)
+}
+
+fn cursor_of(job: &Job) -> String {
+    format!("{}.{}", job.created_at.timestamp_micros(), job.id)
+}
+
+fn parse_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || ApiError::bad_request("cursor: use the `next` value of the previous page");
+    let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = Utc.timestamp_micros(micros).single().ok_or_else(bad)?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// Lists jobs, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/jobs", params(ListQuery),
+    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<JobPage>, ApiError> {
+    let filter = match query.state.as_deref().filter(|s| !s.is_empty()) {
+        Some(name) => {
+            Some(name.parse::<JobState>().map_err(|e| ApiError::bad_request(e.to_string()))?)
+        }
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit: between 1 and 500"));
+    }
+    let before = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let jobs = state.repo.list(filter, limit, before).await?;
+    let next = (jobs.len() as i64 == limit).then(|| jobs.last().map(cursor_of)).flatten();
+    Ok(Json(JobPage { jobs: jobs.iter().map(JobView::of).collect(), next }))
+}
+
+/// Shows one job.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = Uuid, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    Ok(Json(JobView::of(&find(&state, &id).await?)))
+}
+
+/// Queues a failed or cancelled job again; it resumes at the first missing artifact.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", params(("id" = Uuid, Path, description = "job id")),
+    responses((status = 202, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let job = find(&state, &id).await?;
+    if !state.repo.retry(job.id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            format!("the job is {}; only failed or cancelled jobs can be retried", job.state),
+        ));
+    }
+    // A lost push is made up by the reconciler within seconds.
+    if state.queue.push(job.id).await.is_ok() {
+        state.repo.mark_enqueued(job.id).await?;
+    }
+    let job = find(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobView::of(&job))))
+}
+
+/// Cancels a queued or running job (a running one stops at its next chunk).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = Uuid, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let job = find(&state, &id).await?;
+    if !state.repo.cancel(job.id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_cancellable",
+            format!("the job is already {}", job.state),
+        ));
+    }
+    Ok(Json(JobView::of(&find(&state, &id).await?)))
+}
+
+/// Deletes a job: its row, history and every stored file (a running job is cancelled
+/// first).
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", params(("id" = Uuid, Path, description = "job id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let job = find(&state, &id).await?;
+    if !job.state.is_final() {
+        state.repo.cancel(job.id).await?;
+    }
+    // Objects first: if this fails the row is still there to retry the delete with.
+    state.storage.delete_prefix(&job_prefix(job.id)).await?;
+    state.repo.delete(job.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,402 @@
+//! `POST /api/v1/jobs`: a multipart upload becomes a stored recording, a job row and a
+//! ticket on the queue.
+//!
+//! The file streams into the object store as a multipart upload (memory stays at a few
+//! parts whatever its size); its first bytes must be a supported container (415
+//! otherwise), its size must stay under the maximum (413, the partial upload aborted).
+//! Before any byte is stored a `pending_uploads` row is written; it is removed in the same
+//! transaction that creates the job, so an API that dies mid-upload leaves a row the
+//! reconciler cleans up, never a stored file without a job. The queue push comes after the
+//! commit; when it is lost the reconciler pushes the job within seconds. An
+//! `Idempotency-Key` header makes a repeated request return the first job.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::multipart::{Field, Multipart, MultipartError};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use minutes_shared::jobs::NewJob;
+use minutes_shared::storage::{job_prefix, upload_key, Upload};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::filename;
+use crate::jobs::JobView;
+use crate::sniff::{sniff, MediaType, SNIFF_LEN, SUPPORTED};
+use crate::AppState;
+
+/// Longest text field accepted (title, email, ...), in bytes.
+const MAX_TEXT: usize = 1024;
+/// Longest Idempotency-Key accepted.
+const MAX_KEY: usize = 255;
+/// Room for the multipart framing around the file when checking Content-Length.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+
+/// The form of an upload (documentation; the body is read as a stream).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The recording (audio or video).
+    #[schema(format = Binary, value_type = String)]
+    file: Vec<u8>,
+    /// Meeting title; by default made from the file name.
+    title: Option<String>,
+    /// Where the minutes are emailed.
+    email: Option<String>,
+    /// Spoken language (ISO 639-1); detected when omitted.
+    language: Option<String>,
+    /// `extractive` or `openai`; the worker's default when omitted.
+    summarizer: Option<String>,
+}
+
+/// The fields besides the file.
+#[derive(Debug, Default)]
+struct Options {
+    title: Option<String>,
+    email: Option<String>,
+    language: Option<String>,
+    summarizer: Option<String>,
+}
+
+/// The stored file.
+struct Stored {
+    filename: String,
+    media: MediaType,
+    size: u64,
+}
+
+/// Uploads a recording and queues a job for it.
+#[utoipa::path(post, path = "/api/v1/jobs",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the same job")),
+    responses((status = 202, body = JobView, description = "queued"),
+              (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    match accept(&state, &headers, multipart).await {
+        Ok((job, replayed)) => {
+            state.counters.uploads.fetch_add(u64::from(!replayed), Ordering::Relaxed);
+            let location = HeaderValue::from_str(&job.links.this).ok();
+            let mut response = (StatusCode::ACCEPTED, Json(job)).into_response();
+            if let Some(location) = location {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            if replayed {
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
+            response
+        }
+        Err(error) => {
+            state.counters.uploads_rejected.fetch_add(1, Ordering::Relaxed);
+            error.into_response()
+        }
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(JobView, bool), ApiError> {
+    let key = idempotency_key(headers)?;
+    if let Some(key) = &key {
+        if let Some(job) = state.repo.by_idempotency_key(key).await? {
+            return Ok((JobView::of(&job), true));
+        }
+    }
+    let max = state.settings.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max.saturating_add(FORM_OVERHEAD)) {
+        return Err(too_large(max));
+    }
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::bad_request(format!("expected a multipart/form-data body: {}", e.body_text()))
+    })?;
+
+    let id = Uuid::new_v4();
+    let mut stored: Option<Stored> = None;
+    let result = read_form(state, id, &mut multipart, &mut stored).await;
+    let options = match result {
+        Ok(options) => options,
+        Err(error) => {
+            if stored.is_some() {
+                discard(state, id).await;
+            }
+            return Err(error);
+        }
+    };
+    let Some(file) = stored else {
+        return Err(ApiError::bad_request("the form has no `file` field"));
+    };
+    let new = NewJob {
+        id,
+        source_key: upload_key(id),
+        original_filename: file.filename,
+        content_type: file.media.content_type().to_string(),
+        size_bytes: i64::try_from(file.size).unwrap_or(i64::MAX),
+        title: options.title,
+        language: options.language,
+        notify_email: options.email,
+        options: match options.summarizer {
+            Some(summarizer) => serde_json::json!({ "summarizer": summarizer }),
+            None => serde_json::json!({}),
+        },
+        idempotency_key: key,
+    };
+    let (job, created) = match state.repo.create(&new).await {
+        Ok(created) => created,
+        Err(error) => {
+            discard(state, id).await;
+            return Err(error.into());
+        }
+    };
+    if !created {
+        // Another request with the same key won the race: keep its job, drop our copy.
+        discard(state, id).await;
+        return Ok((JobView::of(&job), true));
+    }
+    match state.queue.push(id).await {
+        Ok(()) => state.repo.mark_enqueued(id).await?,
+        Err(error) => {
+            eprintln!("minutes-api: job {id}: not pushed yet ({error}); the reconciler will")
+        }
+    }
+    let job = state.repo.get(id).await?.unwrap_or(job);
+    Ok((JobView::of(&job), false))
+}
+
+/// Removes what an upload stored and its pending row.
+async fn discard(state: &AppState, id: Uuid) {
+    if let Err(error) = state.storage.delete_prefix(&job_prefix(id)).await {
+        eprintln!("minutes-api: upload {id}: cannot delete the partial upload yet: {error}");
+        return;
+    }
+    let _ = state.repo.upload_abandoned(id).await;
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Idempotency-Key: 1 to {MAX_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the recording is larger than the maximum of {} MiB", max / (1024 * 1024)),
+    )
+}
+
+fn form_error(error: MultipartError) -> ApiError {
+    ApiError::bad_request(format!("the upload was cut off or malformed: {}", error.body_text()))
+}
+
+/// Reads every field; the file is stored as it arrives. `stored` is set as soon as bytes
+/// may be in the store, so the caller can clean up after an error.
+async fn read_form(
+    state: &AppState,
+    id: Uuid,
+    multipart: &mut Multipart,
+    stored: &mut Option<Stored>,
+) -> Result<Options, ApiError> {
+    let mut options = Options::default();
+    while let Some(field) = multipart.next_field().await.map_err(form_error)? {
+        let name = field.name().unwrap_or("").to_string();
+        match name.as_str() {
+            "file" => {
+                if stored.is_some() {
+                    return Err(ApiError::bad_request("one `file` per upload"));
+                }
+                store_file(state, id, field, stored).await?;
+            }
+            "title" => options.title = nonempty(text(field).await?).map(|t| single_line(&t)),
+            "email" => options.email = nonempty(text(field).await?).map(check_email).transpose()?,
+            "language" => {
+                options.language = nonempty(text(field).await?).map(check_language).transpose()?
+            }
+            "summarizer" => {
+                options.summarizer =
+                    nonempty(text(field).await?).map(check_summarizer).transpose()?
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown field {:?}: expected file, title, email, language, summarizer",
+                    other.chars().take(40).collect::<String>()
+                )))
+            }
+        }
+    }
+    Ok(options)
+}
+
+async fn store_file(
+    state: &AppState,
+    id: Uuid,
+    mut field: Field<'_>,
+    stored: &mut Option<Stored>,
+) -> Result<(), ApiError> {
+    let filename = filename::sanitize(field.file_name().unwrap_or(""));
+    let max = state.settings.max_upload_bytes;
+    // The first bytes decide whether anything is stored at all.
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    let mut pending = Vec::new();
+    while head.len() < SNIFF_LEN {
+        match field.chunk().await.map_err(form_error)? {
+            Some(chunk) => {
+                let take = (SNIFF_LEN - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+                pending.push(chunk);
+            }
+            None => break,
+        }
+    }
+    if head.is_empty() {
+        return Err(ApiError::bad_request("the file is empty"));
+    }
+    let media = sniff(&head).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("{filename:?} is not a supported recording ({SUPPORTED})"),
+        )
+    })?;
+    state.repo.upload_started(id).await?;
+    *stored = Some(Stored { filename, media, size: 0 });
+    let mut upload = state.storage.start_upload(&upload_key(id)).await?;
+    match stream_rest(&mut upload, &mut field, pending, max).await {
+        Ok(()) => {
+            let size = upload.finish().await?;
+            if let Some(stored) = stored.as_mut() {
+                stored.size = size;
+            }
+            Ok(())
+        }
+        Err(error) => {
+            let _ = upload.abort().await;
+            Err(error)
+        }
+    }
+}
+
+async fn stream_rest(
+    upload: &mut Upload,
+    field: &mut Field<'_>,
+    pending: Vec<bytes::Bytes>,
+    max: u64,
+) -> Result<(), ApiError> {
+    for chunk in pending {
+        write(upload, &chunk, max).await?;
+    }
+    while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+        write(upload, &chunk, max).await?;
+    }
+    Ok(())
+}
+
+async fn write(upload: &mut Upload, chunk: &[u8], max: u64) -> Result<(), ApiError> {
+    if upload.written() + chunk.len() as u64 > max {
+        return Err(too_large(max));
+    }
+    upload.write(chunk).await?;
+    Ok(())
+}
+
+/// A text field, at most [`MAX_TEXT`] bytes of UTF-8.
+async fn text(mut field: Field<'_>) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or("").to_string();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_TEXT {
+            return Err(ApiError::bad_request(format!("{name}: at most {MAX_TEXT} bytes")));
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| ApiError::bad_request(format!("{name}: not UTF-8")))
+}
+
+fn nonempty(text: String) -> Option<String> {
+    let trimmed = text.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+/// Control characters (CR, LF, NUL) become spaces: a title is one line everywhere.
+fn single_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn check_email(address: String) -> Result<String, ApiError> {
+    let valid = address.len() <= 254
+        && !address
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+        && address.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(address)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "email: {:?} is not an email address",
+            address.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+fn check_language(code: String) -> Result<String, ApiError> {
+    let code = code.to_ascii_lowercase();
+    if (2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_lowercase()) {
+        Ok(code)
+    } else {
+        Err(ApiError::bad_request("language: an ISO 639-1 code such as en or de"))
+    }
+}
+
+fn check_summarizer(name: String) -> Result<String, ApiError> {
+    match name.as_str() {
+        "extractive" | "openai" => Ok(name),
+        _ => Err(ApiError::bad_request("summarizer: extractive or openai")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_are_checked() {
+        assert!(check_email("a@example.com".into()).is_ok());
+        assert!(check_email("a@b".into()).is_err());
+        assert!(check_email("x@y.z\r\nBcc: v@w.x".into()).is_err());
+        assert_eq!(check_language("EN".into()).ok().as_deref(), Some("en"));
+        assert!(check_language("english".into()).is_err());
+        assert_eq!(single_line("Plan\r\nBcc: x@y"), "Plan  Bcc: x@y");
+    }
+}

@@ -1,0 +1,124 @@
+//! Settings both service binaries read: where Postgres, Redis and the object store are.
+//!
+//! Each is a flag with an environment variable (`MINUTES_*`), so the same binary runs from a
+//! shell, a systemd unit or a compose file. The compose file's `.env.example` lists every
+//! variable; a test keeps the two in step.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::queue::QueueSettings;
+use crate::storage::StorageSettings;
+
+/// Postgres, Redis and object-store settings of a service process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceSettings {
+    /// Postgres URL (the source of truth for jobs).
+    #[arg(
+        long,
+        env = "MINUTES_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/minutes",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Connections this process keeps open to Postgres at most.
+    #[arg(long, env = "MINUTES_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// Redis URL (the job queue).
+    #[arg(
+        long,
+        env = "MINUTES_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+    /// Name of the job queue in Redis; every API and worker of one installation uses the same.
+    #[arg(long, env = "MINUTES_QUEUE", default_value = "minutes:jobs")]
+    pub queue: String,
+    /// Seconds between a worker's heartbeats to the queue and to its job's lease.
+    #[arg(long, env = "MINUTES_HEARTBEAT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub heartbeat_secs: u64,
+    /// Heartbeats a worker may miss before its job is given to another worker.
+    #[arg(long, env = "MINUTES_MISSED_HEARTBEATS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub missed_heartbeats: u64,
+    /// Object store: a folder (`./data`, `file:///srv/minutes`) or `s3://bucket`.
+    #[arg(long, env = "MINUTES_STORAGE_URL", default_value = "./data/objects")]
+    pub storage_url: String,
+    /// S3 endpoint for stores other than AWS (MinIO, Garage, Ceph), e.g. http://minio:9000.
+    #[arg(long, env = "MINUTES_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "MINUTES_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 access key id.
+    #[arg(long, env = "MINUTES_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key.
+    #[arg(long, env = "MINUTES_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// The address people reach the web pages at (links in emails), e.g.
+    /// https://minutes.example.com.
+    #[arg(long, env = "MINUTES_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+impl ServiceSettings {
+    /// The queue settings.
+    pub fn queue(&self) -> QueueSettings {
+        QueueSettings {
+            heartbeat: self.heartbeat(),
+            missed_heartbeats: self.missed_heartbeats as usize,
+            ..QueueSettings::new(self.redis_url.clone(), self.queue.clone())
+        }
+    }
+
+    /// How often workers beat.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
+    }
+
+    /// How long a job's lease lasts without a heartbeat: the orphan time.
+    pub fn lease(&self) -> Duration {
+        self.heartbeat() * self.missed_heartbeats as u32
+    }
+
+    /// The object-store settings; a plain folder path becomes a `file://` URL.
+    pub fn storage(&self) -> Result<StorageSettings, SettingsError> {
+        Ok(StorageSettings {
+            url: storage_url(&self.storage_url)?,
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+        })
+    }
+}
+
+/// `file://` and `s3://` URLs as they are; anything else is a folder, made absolute.
+fn storage_url(text: &str) -> Result<String, SettingsError> {
+    if text.contains("://") {
+        return Ok(text.to_string());
+    }
+    let absolute = std::path::absolute(Path::new(text))
+        .map_err(|e| SettingsError(format!("storage folder {text:?}: {e}")))?;
+    url::Url::from_directory_path(&absolute)
+        .map(|url| url.to_string())
+        .map_err(|()| SettingsError(format!("storage folder {text:?} is not a usable path")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_becomes_a_file_url_and_urls_stay() {
+        let url = storage_url("data/objects").expect("a folder");
+        assert!(url.starts_with("file:///") && url.ends_with("/data/objects/"), "{url}");
+        assert_eq!(storage_url("s3://bucket").expect("url"), "s3://bucket");
+    }
+}

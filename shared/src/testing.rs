@@ -1,0 +1,50 @@
+//! Helpers for the integration tests of every crate (feature `testing`): a fresh Postgres
+//! database per test and a queue name of its own, against the real services the README's
+//! test command starts.
+
+use sqlx::{Connection, Executor, PgConnection};
+use uuid::Uuid;
+
+/// A database made for one test; [`TestDatabase::drop_database`] removes it (the test
+/// command also drops leftovers of tests that crashed).
+#[derive(Debug)]
+pub struct TestDatabase {
+    admin: String,
+    name: String,
+    /// URL of the new database.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database on `MINUTES_TEST_DATABASE_URL` (default: the local
+    /// server as `postgres`).
+    pub async fn create() -> Result<Self, sqlx::Error> {
+        let admin = std::env::var("MINUTES_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("minutes_test_{}", Uuid::new_v4().simple());
+        let mut connection = PgConnection::connect(&admin).await?;
+        connection.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Ok(TestDatabase { admin, name, url })
+    }
+
+    /// Drops the database, closing whatever is still connected.
+    pub async fn drop_database(self) -> Result<(), sqlx::Error> {
+        let mut connection = PgConnection::connect(&self.admin).await?;
+        connection
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await?;
+        Ok(())
+    }
+}
+
+/// A queue name no other test uses.
+pub fn queue_name() -> String {
+    format!("minutes-test:{}", Uuid::new_v4().simple())
+}
+
+/// The Redis the tests use (`MINUTES_TEST_REDIS_URL`, default the local server).
+pub fn redis_url() -> String {
+    std::env::var("MINUTES_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}

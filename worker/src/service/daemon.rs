@@ -1,0 +1,286 @@
+//! The worker daemon: consumes job tickets from the queue, claims each job in Postgres,
+//! runs it, and records how it ended.
+//!
+//! Redis only delivers "job X is ready"; the claim in Postgres decides who runs it, so a
+//! ticket delivered twice runs once. Handlers never hand job errors to apalis (whose Redis
+//! backend would re-run a failed task up to 25 times, and never counts crashes): permanent
+//! errors fail the job at once, transient ones queue it again with a backoff counted in
+//! Postgres, a job whose workers keep vanishing fails after the crash budget. Only a
+//! database outage is returned to apalis, which delivers the ticket again later.
+//!
+//! Beside the consumer run a reconciler (pushes jobs Postgres says should be on the queue:
+//! uploads whose push was lost, retries whose backoff ended, jobs handed back or orphaned)
+//! and a small HTTP server with `/healthz` and `/metrics`.
+//!
+//! Shutdown (SIGTERM or SIGINT): fetch nothing new, give running jobs the grace period to
+//! finish, then stop them at their next chunk and hand them back to the queue; exit 0.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use minutes_shared::jobs::{Claim, Job, JobRepo, JobState, Lease};
+use minutes_shared::queue::{push_due, JobQueue, JobTicket};
+use minutes_shared::storage::Storage;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::http;
+use super::lease_keeper::{LeaseKeeper, Progress, StopFlag, StopReason};
+use super::metrics::{Metrics, Outcome};
+use super::runner::{self, JobError, RunOptions, Tools};
+use super::settings::WorkerSettings;
+use crate::mail::Outbox;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A setting cannot be used.
+    #[error("{0}")]
+    Settings(String),
+    /// Postgres could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(String),
+    /// Redis could not be reached.
+    #[error("queue: {0}")]
+    Queue(String),
+    /// The consumer failed.
+    #[error("worker: {0}")]
+    Worker(String),
+    /// The HTTP port could not be opened.
+    #[error("http: {0}")]
+    Http(String),
+}
+
+/// What every handler shares.
+struct Daemon {
+    tools: Tools,
+    queue: JobQueue,
+    name: String,
+    lease: Duration,
+    heartbeat: Duration,
+    crash_budget: i32,
+    retry_budget: i32,
+    settings: WorkerSettings,
+    /// Running jobs and their stop flags (raised when the grace period ends).
+    running: Mutex<HashMap<Uuid, StopFlag>>,
+}
+
+/// Starts the daemon and runs it until `shutdown` resolves and running jobs are finished
+/// or handed back.
+pub async fn serve(
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let name = settings.worker_name();
+    let service = &settings.service;
+    let pool = PgPoolOptions::new()
+        .max_connections(service.database_max_connections.max(2))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&service.database_url)
+        .await
+        .map_err(|e| DaemonError::Database(e.to_string()))?;
+    let repo = JobRepo::new(pool);
+    repo.migrate().await.map_err(|e| DaemonError::Database(e.to_string()))?;
+    let storage_settings = service.storage().map_err(|e| DaemonError::Settings(e.to_string()))?;
+    let storage =
+        Storage::new(&storage_settings).map_err(|e| DaemonError::Settings(e.to_string()))?;
+    let queue =
+        JobQueue::connect(&service.queue()).await.map_err(|e| DaemonError::Queue(e.to_string()))?;
+    let summarizer =
+        settings.summarizer.build().map_err(|e| DaemonError::Settings(e.to_string()))?;
+    let outbox = Outbox::new(&settings.mail()).map_err(|e| DaemonError::Settings(e.to_string()))?;
+    settings.recognition.check_model().map_err(|e| DaemonError::Settings(e.to_string()))?;
+    let model = {
+        let recognition = settings.recognition.clone();
+        tokio::task::spawn_blocking(move || recognition.load_model())
+            .await
+            .map_err(|e| DaemonError::Settings(format!("loading the model crashed: {e}")))?
+            .map_err(|e| DaemonError::Settings(e.to_string()))?
+    };
+    let options = RunOptions {
+        decode: settings.recognition.decode_options(),
+        transcribe: settings.recognition.transcribe_options(),
+        paper: settings.paper,
+        mail_from: settings.mail_from.clone(),
+        attachment_limit: settings.attachment_limit_mb.saturating_mul(1024 * 1024),
+        public_url: service.public_url.clone(),
+        work_dir: settings.work_dir(),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let tools = Tools {
+        repo,
+        storage,
+        model: Arc::new(model),
+        summarizer: Arc::from(summarizer),
+        outbox,
+        metrics: Arc::clone(&metrics),
+        options,
+    };
+    let daemon = Arc::new(Daemon {
+        tools,
+        queue: queue.clone(),
+        name: name.clone(),
+        lease: service.lease(),
+        heartbeat: service.heartbeat(),
+        crash_budget: settings.crash_budget,
+        retry_budget: settings.retry_budget,
+        running: Mutex::new(HashMap::new()),
+        settings,
+    });
+
+    let listener = tokio::net::TcpListener::bind(daemon.settings.http_addr)
+        .await
+        .map_err(|e| DaemonError::Http(format!("{}: {e}", daemon.settings.http_addr)))?;
+    let address = listener.local_addr().map_err(|e| DaemonError::Http(e.to_string()))?;
+    tokio::spawn(http::serve(listener, Arc::clone(&metrics)));
+    // Tests and operators read this line to find the port and the name.
+    eprintln!("minutes-worker {name}: ready; health and metrics on http://{address}");
+
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    tokio::spawn(reconcile(Arc::clone(&daemon), stopping_rx.clone()));
+    tokio::spawn({
+        let daemon = Arc::clone(&daemon);
+        let mut stopping = stopping_rx.clone();
+        async move {
+            if stopping.wait_for(|s| *s).await.is_ok() {
+                tokio::time::sleep(Duration::from_secs(daemon.settings.shutdown_grace_secs)).await;
+                hand_back_all(&daemon);
+            }
+        }
+    });
+    let signal_name = name.clone();
+    let signal = async move {
+        shutdown.await;
+        eprintln!("minutes-worker {signal_name}: stopping: no new jobs; running ones may finish");
+        let _ = stopping_tx.send(true);
+        Ok::<(), std::io::Error>(())
+    };
+    let worker = WorkerBuilder::new(name.as_str())
+        .backend(queue.backend())
+        .concurrency(usize::from(daemon.settings.concurrency))
+        .data(Arc::clone(&daemon))
+        .build(handle);
+    let outcome = worker.run_until(signal).await;
+    eprintln!("minutes-worker {name}: stopped");
+    outcome.map_err(|e| DaemonError::Worker(e.to_string()))
+}
+
+/// Stops every running job at its next chunk; each hands itself back.
+fn hand_back_all(daemon: &Daemon) {
+    if let Ok(running) = daemon.running.lock() {
+        for stop in running.values() {
+            stop.raise(StopReason::Shutdown);
+        }
+    }
+}
+
+/// The apalis handler: one ticket.
+async fn handle(ticket: JobTicket, daemon: Data<Arc<Daemon>>) -> Result<(), BoxDynError> {
+    let daemon: &Daemon = &daemon;
+    let claim = daemon
+        .tools
+        .repo
+        .claim(ticket.job_id, &daemon.name, daemon.lease, daemon.crash_budget)
+        .await?;
+    match claim {
+        Claim::NotClaimable => Ok(()),
+        Claim::CrashBudgetSpent => {
+            if let Some(job) = daemon.tools.repo.get(ticket.job_id).await? {
+                let reason = job.failure_reason.clone().unwrap_or_default();
+                runner::notify_failure(&daemon.tools, &job, &reason).await?;
+            }
+            Ok(())
+        }
+        Claim::Leased(lease, job) => {
+            run_leased(daemon, lease, *job).await;
+            Ok(())
+        }
+    }
+}
+
+async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
+    let tools = &daemon.tools;
+    tools.metrics.job_started();
+    let stop = StopFlag::default();
+    if let Ok(mut running) = daemon.running.lock() {
+        running.insert(job.id, stop.clone());
+    }
+    let keeper = LeaseKeeper::start(
+        tools.repo.clone(),
+        lease,
+        daemon.heartbeat,
+        daemon.lease,
+        stop.clone(),
+        Progress { stage: "decode", percent: 0.0, message: format!("started by {}", daemon.name) },
+    );
+    let reporter = keeper.reporter();
+    let result = runner::run(tools, lease, &job, &reporter, &stop).await;
+    drop(reporter);
+    keeper.finish().await;
+    if let Ok(mut running) = daemon.running.lock() {
+        running.remove(&job.id);
+    }
+    let outcome = match result {
+        Ok(()) => match tools.repo.finish(lease, None).await {
+            Ok(()) => Outcome::Done,
+            Err(error) => {
+                eprintln!("minutes-worker: job {}: not marked done: {error}", job.id);
+                Outcome::Lost
+            }
+        },
+        Err(JobError::Permanent(reason)) => {
+            eprintln!("minutes-worker: job {} failed: {reason}", job.id);
+            match tools.repo.finish(lease, Some(&reason)).await {
+                Ok(()) => {
+                    if let Err(error) = runner::notify_failure(tools, &job, &reason).await {
+                        eprintln!("minutes-worker: job {}: failure email: {error}", job.id);
+                    }
+                    Outcome::Failed
+                }
+                Err(_) => Outcome::Lost,
+            }
+        }
+        Err(JobError::Transient(reason)) => {
+            let delay = daemon.settings.retry_backoff(job.error_retries);
+            eprintln!(
+                "minutes-worker: job {}: {reason}; retrying in {:.0} s",
+                job.id,
+                delay.as_secs_f64()
+            );
+            match tools.repo.retry_later(lease, &reason, delay, daemon.retry_budget).await {
+                Ok(JobState::Failed) => {
+                    if let Err(error) = runner::notify_failure(tools, &job, &reason).await {
+                        eprintln!("minutes-worker: job {}: failure email: {error}", job.id);
+                    }
+                    Outcome::Failed
+                }
+                Ok(_) => Outcome::Retried,
+                Err(_) => Outcome::Lost,
+            }
+        }
+        Err(JobError::Stopped(StopReason::Shutdown)) => match tools.repo.release(lease).await {
+            Ok(()) => Outcome::HandedBack,
+            Err(_) => Outcome::Lost,
+        },
+        Err(JobError::Stopped(StopReason::LeaseLost)) => Outcome::Lost,
+    };
+    tools.metrics.job_ended(outcome);
+}
+
+/// Pushes what Postgres says should be on the queue, every few seconds, until shutdown.
+async fn reconcile(daemon: Arc<Daemon>, mut stopping: watch::Receiver<bool>) {
+    let every = Duration::from_secs(daemon.settings.reconcile_secs.max(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        if let Err(error) = push_due(&daemon.tools.repo, &daemon.queue, every).await {
+            eprintln!("minutes-worker: reconciler: {error}");
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! Runs one leased job through the stages, resuming at the first stage whose artifact is
+//! missing, and says how it ended.
+//!
+//! Artifacts go to deterministic keys (`jobs/{id}/transcript.json`, `minutes.json`,
+//! `minutes.pdf`, ...) and are recorded in the job row under the lease, so a job that is
+//! retried or taken over after a crash redoes only what was not finished. The email is
+//! sent through a send-intent row with a fixed Message-ID and marked sent once the server
+//! accepted it, so a retry does not send it twice. CPU-bound stages (decode, transcribe,
+//! render) run on blocking threads; the async runtime only moves bytes and writes rows.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use minutes_shared::jobs::{EmailKind, Job, JobRepo, Lease, RepoError};
+use minutes_shared::storage::{artifact_key, Storage, StorageError};
+use minutes_shared::subtitles::TranscriptFormat;
+use minutes_shared::{Minutes, Transcript};
+
+use super::lease_keeper::{Reporter, StopFlag, StopReason};
+use super::metrics::Metrics;
+use crate::audio::{self, LoadError};
+use crate::mail::{MailError, Outbox};
+use crate::stages::decode::{DecodeError, DecodeOptions};
+use crate::stages::notify::{failure_email, minutes_email, FailureNotice, NotifyOptions};
+use crate::stages::render::{render_pdf, Paper, RenderOptions};
+use crate::stages::summarize::{
+    assemble, summarize_or_fall_back, Extractive, MeetingInfo, Summarizer,
+};
+use crate::stages::transcribe::{TranscribeError, TranscribeOptions, WhisperModel};
+
+/// Artifact names, in the order the stages make them.
+pub const TRANSCRIPT: &str = "transcript.json";
+/// The minutes model.
+pub const MINUTES_JSON: &str = "minutes.json";
+/// The rendered minutes.
+pub const MINUTES_PDF: &str = "minutes.pdf";
+
+/// Everything a job needs, shared by all jobs of the process.
+pub struct Tools {
+    /// The job repository.
+    pub repo: JobRepo,
+    /// The object store.
+    pub storage: Storage,
+    /// The loaded Whisper model.
+    pub model: Arc<WhisperModel>,
+    /// The provider used when a job does not name one.
+    pub summarizer: Arc<dyn Summarizer>,
+    /// Where emails go.
+    pub outbox: Outbox,
+    /// Counters for /metrics.
+    pub metrics: Arc<Metrics>,
+    /// Stage options.
+    pub options: RunOptions,
+}
+
+/// Per-process options of the stages.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Decoding limits.
+    pub decode: DecodeOptions,
+    /// Transcription options.
+    pub transcribe: TranscribeOptions,
+    /// Paper size of the PDFs.
+    pub paper: Paper,
+    /// Sender of notification emails.
+    pub mail_from: String,
+    /// PDFs above this many bytes are linked, not attached.
+    pub attachment_limit: usize,
+    /// The web address of the service, for links in emails.
+    pub public_url: Option<url::Url>,
+    /// Where recordings are copied while they are decoded.
+    pub work_dir: PathBuf,
+}
+
+/// How a job attempt ended, when it did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The input can never work: the job fails at once with this reason.
+    #[error("{0}")]
+    Permanent(String),
+    /// Something outside the job failed (storage, database, network): try again later.
+    #[error("{0}")]
+    Transient(String),
+    /// The job was stopped (cancelled, taken over, or this worker is shutting down).
+    #[error("stopped")]
+    Stopped(StopReason),
+}
+
+impl From<RepoError> for JobError {
+    fn from(error: RepoError) -> Self {
+        match error {
+            RepoError::LeaseLost(_) => JobError::Stopped(StopReason::LeaseLost),
+            other => JobError::Transient(other.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for JobError {
+    fn from(error: StorageError) -> Self {
+        JobError::Transient(error.to_string())
+    }
+}
+
+/// Runs the stages of `job` under `lease`; `Ok` means the minutes (and the email, when one
+/// was asked for) are done and recorded.
+pub async fn run(
+    tools: &Tools,
+    lease: Lease,
+    job: &Job,
+    reporter: &Reporter,
+    stop: &StopFlag,
+) -> Result<(), JobError> {
+    let has = |name: &str| job.artifacts.get(name).and_then(|v| v.as_str()).is_some();
+
+    let transcript = if has(TRANSCRIPT) {
+        match load_json::<Transcript>(tools, job, TRANSCRIPT).await? {
+            Some(transcript) => transcript,
+            None => transcribe(tools, lease, job, reporter, stop).await?,
+        }
+    } else {
+        transcribe(tools, lease, job, reporter, stop).await?
+    };
+    check_stop(stop)?;
+
+    let minutes = match has(MINUTES_JSON) {
+        true => load_json::<Minutes>(tools, job, MINUTES_JSON).await?,
+        false => None,
+    };
+    let minutes = match minutes {
+        Some(minutes) => minutes,
+        None => summarize(tools, lease, job, transcript, reporter).await?,
+    };
+    check_stop(stop)?;
+
+    let pdf = match has(MINUTES_PDF) {
+        true => load(tools, job, MINUTES_PDF).await?,
+        false => None,
+    };
+    let pdf = match pdf {
+        Some(pdf) => pdf,
+        None => render(tools, lease, job, &minutes, reporter).await?,
+    };
+    check_stop(stop)?;
+
+    notify(tools, job, &minutes, &pdf, reporter).await?;
+    Ok(())
+}
+
+fn check_stop(stop: &StopFlag) -> Result<(), JobError> {
+    match stop.reason() {
+        Some(reason) => Err(JobError::Stopped(reason)),
+        None => Ok(()),
+    }
+}
+
+/// The stored artifact `name`, or `None` when the row names it but the store lost it.
+async fn load(tools: &Tools, job: &Job, name: &str) -> Result<Option<Bytes>, JobError> {
+    match tools.storage.get(&artifact_key(job.id, name)).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(StorageError::NotFound(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The stored artifact `name` parsed; `None` when it is missing or unreadable (made again).
+async fn load_json<T: serde::de::DeserializeOwned>(
+    tools: &Tools,
+    job: &Job,
+    name: &str,
+) -> Result<Option<T>, JobError> {
+    Ok(load(tools, job, name).await?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+}
+
+async fn store(
+    tools: &Tools,
+    lease: Lease,
+    name: &str,
+    bytes: impl Into<Bytes>,
+) -> Result<(), JobError> {
+    let key = artifact_key(lease.job_id, name);
+    tools.storage.put(&key, bytes.into()).await?;
+    tools.repo.store_artifact(lease, name, &key).await?;
+    Ok(())
+}
+
+/// Runs `work` on a blocking thread; a panic is a permanent failure of this job.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        JobError::Permanent(format!("internal_error: the {what} stage crashed: {error}"))
+    })
+}
+
+/// Deletes the local copy of a recording when dropped, whatever happens.
+struct LocalCopy(PathBuf);
+
+impl Drop for LocalCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn transcribe(
+    tools: &Tools,
+    lease: Lease,
+    job: &Job,
+    reporter: &Reporter,
+    stop: &StopFlag,
+) -> Result<Transcript, JobError> {
+    let started = Instant::now();
+    reporter.report("decode", 1.0, "fetching the recording");
+    std::fs::create_dir_all(&tools.options.work_dir)
+        .map_err(|e| JobError::Transient(format!("{}: {e}", tools.options.work_dir.display())))?;
+    let local = LocalCopy(tools.options.work_dir.join(format!("{}.upload", job.id)));
+    match tools.storage.download_to(&job.source_key, &local.0).await {
+        Ok(_) => {}
+        Err(StorageError::NotFound(_)) => {
+            return Err(JobError::Permanent(
+                "upload_missing: the uploaded recording is no longer stored".into(),
+            ))
+        }
+        Err(error) => return Err(error.into()),
+    }
+    check_stop(stop)?;
+
+    reporter.report("decode", 2.0, "decoding");
+    let path = local.0.clone();
+    let decode_options = tools.options.decode;
+    let decode_reporter = reporter.clone();
+    let audio = blocking("decode", move || {
+        audio::load(&path, decode_options, &mut |fraction| {
+            decode_reporter.report("decode", 2.0 + 8.0 * fraction as f32, "decoding");
+        })
+    })
+    .await?
+    .map_err(load_error)?;
+    drop(local);
+    tools.metrics.stage_done("decode", started.elapsed());
+    let duration = audio.duration();
+    tools.repo.set_media(lease, duration, None).await?;
+    check_stop(stop)?;
+
+    let started = Instant::now();
+    let model = Arc::clone(&tools.model);
+    let mut options = tools.options.transcribe.clone();
+    if let Some(language) = job.language.clone().filter(|l| !l.is_empty()) {
+        options.language = Some(language);
+    }
+    let transcribe_reporter = reporter.clone();
+    let transcribe_stop = stop.clone();
+    reporter.report("transcribe", 10.0, format!("transcribing 0:00 of {}", clock(duration)));
+    let transcript = blocking("transcribe", move || {
+        model.transcribe(&audio.samples, &options, &mut |fraction| {
+            transcribe_reporter.report(
+                "transcribe",
+                10.0 + 75.0 * fraction as f32,
+                format!("transcribing {} of {}", clock(duration * fraction), clock(duration)),
+            );
+            match transcribe_stop.reason() {
+                Some(_) => ControlFlow::Break(()),
+                None => ControlFlow::Continue(()),
+            }
+        })
+    })
+    .await?;
+    let transcript = match transcript {
+        Ok(transcript) => transcript,
+        Err(TranscribeError::Cancelled) => {
+            return Err(JobError::Stopped(stop.reason().unwrap_or(StopReason::LeaseLost)))
+        }
+        Err(error @ TranscribeError::UnknownLanguage(_)) => {
+            return Err(JobError::Permanent(format!("unsupported_language: {error}")))
+        }
+        Err(error) => return Err(JobError::Transient(error.to_string())),
+    };
+    tools.metrics.stage_done("transcribe", started.elapsed());
+    tools.repo.set_media(lease, duration, Some(&transcript.language)).await?;
+    for format in TranscriptFormat::ALL {
+        if format != TranscriptFormat::Json {
+            let name = format!("transcript.{}", format.extension());
+            store(tools, lease, &name, format.render(&transcript)).await?;
+        }
+    }
+    // The JSON last: its presence says the transcription step is complete.
+    store(tools, lease, TRANSCRIPT, TranscriptFormat::Json.render(&transcript)).await?;
+    Ok(transcript)
+}
+
+/// A decode failure: the input's fault (permanent) unless reading the local copy failed.
+fn load_error(error: LoadError) -> JobError {
+    match error {
+        LoadError::Decode(DecodeError::Io(io)) => {
+            JobError::Transient(format!("reading the local copy failed: {io}"))
+        }
+        LoadError::Decode(decode) => JobError::Permanent(format!("{}: {decode}", decode.code())),
+        LoadError::Resample(resample) => JobError::Permanent(format!("invalid_media: {resample}")),
+    }
+}
+
+fn meeting_info(job: &Job) -> MeetingInfo {
+    MeetingInfo {
+        title: job.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| {
+            let stem = Path::new(&job.original_filename)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            crate::stages::summarize::title_from_file_name(&stem)
+        }),
+        date: job.created_at.format("%Y-%m-%d").to_string(),
+        source_filename: job.original_filename.clone(),
+    }
+}
+
+async fn summarize(
+    tools: &Tools,
+    lease: Lease,
+    job: &Job,
+    transcript: Transcript,
+    reporter: &Reporter,
+) -> Result<Minutes, JobError> {
+    let started = Instant::now();
+    reporter.report("summarize", 86.0, "writing the minutes");
+    let wanted = job.options.get("summarizer").and_then(|v| v.as_str());
+    let summary = match wanted {
+        Some("extractive") => summarize_or_fall_back(&Extractive, &transcript).await,
+        _ => summarize_or_fall_back(tools.summarizer.as_ref(), &transcript).await,
+    };
+    let minutes = assemble(&meeting_info(job), &transcript, summary.content, summary.info);
+    let json = serde_json::to_vec_pretty(&minutes)
+        .map_err(|e| JobError::Permanent(format!("internal_error: {e}")))?;
+    store(tools, lease, MINUTES_JSON, json).await?;
+    tools.metrics.stage_done("summarize", started.elapsed());
+    Ok(minutes)
+}
+
+async fn render(
+    tools: &Tools,
+    lease: Lease,
+    job: &Job,
+    minutes: &Minutes,
+    reporter: &Reporter,
+) -> Result<Bytes, JobError> {
+    let started = Instant::now();
+    reporter.report("render", 93.0, "rendering the PDF");
+    let options =
+        RenderOptions { paper: tools.options.paper, created_unix: job.created_at.timestamp() };
+    let owned = minutes.clone();
+    let pdf = blocking("render", move || render_pdf(&owned, &options))
+        .await?
+        .map_err(|e| JobError::Permanent(format!("render_failed: {e}")))?;
+    let pdf = Bytes::from(pdf);
+    store(tools, lease, MINUTES_PDF, pdf.clone()).await?;
+    tools.metrics.stage_done("render", started.elapsed());
+    Ok(pdf)
+}
+
+/// The job page, when the service has a public address.
+fn job_link(tools: &Tools, job: &Job) -> Option<String> {
+    tools
+        .options
+        .public_url
+        .as_ref()
+        .and_then(|base| base.join(&format!("jobs/{}", job.id)).ok())
+        .map(String::from)
+}
+
+fn notify_options(tools: &Tools, job: &Job, to: &str, message_id: String) -> NotifyOptions {
+    NotifyOptions {
+        from: tools.options.mail_from.clone(),
+        to: to.to_string(),
+        message_id,
+        link: job_link(tools, job),
+        attachment_limit: tools.options.attachment_limit,
+    }
+}
+
+/// Sends the minutes email once: a sent intent is not sent again. A refused or
+/// undeliverable email is recorded on the intent and in the job's message; the minutes
+/// stand.
+async fn notify(
+    tools: &Tools,
+    job: &Job,
+    minutes: &Minutes,
+    pdf: &[u8],
+    reporter: &Reporter,
+) -> Result<(), JobError> {
+    let Some(to) = job.notify_email.as_deref().filter(|to| !to.is_empty()) else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let intent = tools
+        .repo
+        .email_intent(job.id, EmailKind::Minutes, &format!("minutes-{}@minutes", job.id), to)
+        .await?;
+    if intent.is_sent() {
+        return Ok(());
+    }
+    reporter.report("notify", 97.0, format!("emailing {to}"));
+    let email = minutes_email(
+        minutes,
+        pdf,
+        &pdf_file_name(job),
+        &notify_options(tools, job, &intent.recipient, intent.message_id.clone()),
+    );
+    let outcome = match email {
+        Ok(email) => tools.outbox.deliver(&email, &job.id.to_string()).await.map(|d| d.attempts),
+        Err(error) => Err(MailError::Permanent(error.to_string())),
+    };
+    match outcome {
+        Ok(attempts) => {
+            tools.repo.email_outcome(job.id, EmailKind::Minutes, attempts as i32, None).await?;
+            tools.metrics.stage_done("notify", started.elapsed());
+        }
+        Err(error) => {
+            let reason = error.to_string();
+            tools.repo.email_outcome(job.id, EmailKind::Minutes, 1, Some(&reason)).await?;
+            reporter.report("notify", 99.0, format!("the email was not sent: {reason}"));
+            tools.metrics.email_failed();
+        }
+    }
+    Ok(())
+}
+
+/// Sends the failure email of a job that ended `failed`, once.
+pub async fn notify_failure(tools: &Tools, job: &Job, reason: &str) -> Result<(), RepoError> {
+    let Some(to) = job.notify_email.as_deref().filter(|to| !to.is_empty()) else {
+        return Ok(());
+    };
+    let intent = tools
+        .repo
+        .email_intent(job.id, EmailKind::Failure, &format!("failed-{}@minutes", job.id), to)
+        .await?;
+    if intent.is_sent() {
+        return Ok(());
+    }
+    let notice = FailureNotice {
+        title: meeting_info(job).title,
+        source_filename: job.original_filename.clone(),
+        reason: reason.to_string(),
+    };
+    let email =
+        failure_email(&notice, &notify_options(tools, job, &intent.recipient, intent.message_id));
+    let outcome = match email {
+        Ok(email) => {
+            tools.outbox.deliver(&email, &format!("{}.failed", job.id)).await.map(|d| d.attempts)
+        }
+        Err(error) => Err(MailError::Permanent(error.to_string())),
+    };
+    match outcome {
+        Ok(attempts) => {
+            tools.repo.email_outcome(job.id, EmailKind::Failure, attempts as i32, None).await
+        }
+        Err(error) => {
+            tools.repo.email_outcome(job.id, EmailKind::Failure, 1, Some(&error.to_string())).await
+        }
+    }
+}
+
+/// `weekly sync.m4a` -> `weekly sync.pdf`.
+fn pdf_file_name(job: &Job) -> String {
+    let stem = Path::new(&job.original_filename)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "minutes".into());
+    format!("{stem}.pdf")
+}
+
+/// `m:ss` or `h:mm:ss`.
+fn clock(seconds: f64) -> String {
+    let total = seconds.max(0.0) as u64;
+    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_read_like_a_player() {
+        assert_eq!(clock(75.4), "1:15");
+        assert_eq!(clock(3725.0), "1:02:05");
+    }
+}

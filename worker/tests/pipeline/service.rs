@@ -1,0 +1,488 @@
+//! The service end to end: the API served in this process on port 0, `minutes-worker`
+//! processes (real OS processes, so SIGKILL and SIGTERM are real), Postgres with a fresh
+//! database per test, Redis with a queue of the test's own, a local or S3 object store and
+//! the SMTP test server. Checks R1, R7 and R12 of ../shared/reliability.md, and that
+//! several workers share jobs with each running once.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Instant;
+
+use mail_parser::{MessageParser, MimeHeaders};
+use minutes_api::settings::ApiSettings;
+use minutes_api::Application;
+use minutes_shared::jobs::{Job, JobRepo, JobState};
+use minutes_shared::settings::ServiceSettings;
+use minutes_shared::testing::{queue_name, redis_url, TestDatabase};
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::*;
+
+/// Heartbeat of the test workers: a lease lapses after 3 missed beats (6 s).
+const HEARTBEAT_SECS: &str = "2";
+
+struct Service {
+    base: String,
+    http: reqwest::Client,
+    repo: JobRepo,
+    service: ServiceSettings,
+    db: Option<TestDatabase>,
+    dir: PathBuf,
+    workers: Vec<Worker>,
+    stop_api: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+struct Worker {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+enum Store {
+    Local,
+    S3,
+}
+
+impl Service {
+    async fn start(store: Store) -> Service {
+        let db = TestDatabase::create().await.expect("Postgres (started by scripts/test)");
+        let dir = tempdir();
+        let env =
+            |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name}: run scripts/test"));
+        let service = ServiceSettings {
+            database_url: db.url.clone(),
+            database_max_connections: 5,
+            redis_url: redis_url(),
+            queue: queue_name(),
+            heartbeat_secs: 2,
+            missed_heartbeats: 3,
+            storage_url: match store {
+                Store::Local => dir.join("store").display().to_string(),
+                Store::S3 => format!("s3://{}", env("MINUTES_TEST_S3_BUCKET")),
+            },
+            s3_endpoint: matches!(store, Store::S3).then(|| env("MINUTES_TEST_S3_ENDPOINT")),
+            s3_region: matches!(store, Store::S3).then(|| "us-east-1".to_string()),
+            s3_access_key_id: matches!(store, Store::S3).then(|| env("MINUTES_TEST_S3_ACCESS_KEY")),
+            s3_secret_access_key: matches!(store, Store::S3)
+                .then(|| env("MINUTES_TEST_S3_SECRET_KEY")),
+            public_url: Some("https://minutes.example.test/".parse().unwrap()),
+        };
+        let app = Application::build(ApiSettings {
+            service: service.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_upload_bytes: 1 << 30,
+            reconcile_secs: 1,
+        })
+        .await
+        .expect("the API starts");
+        let base = format!("http://{}", app.address().unwrap());
+        let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let repo = JobRepo::new(sqlx::PgPool::connect(&db.url).await.unwrap());
+        Service {
+            base,
+            http: reqwest::Client::new(),
+            repo,
+            service,
+            db: Some(db),
+            dir,
+            workers: Vec::new(),
+            stop_api: Some(stop_api),
+        }
+    }
+
+    /// Starts a worker process with `extra` settings; returns once it is ready.
+    fn spawn_worker(&mut self, extra: &[(&str, &str)]) -> usize {
+        let index = self.workers.len();
+        let name = format!("test-worker-{index}-{}", &Uuid::new_v4().simple().to_string()[..6]);
+        let log = self.dir.join(format!("{name}.log"));
+        let smtp = mail::state();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_minutes-worker"));
+        let s = &self.service;
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MINUTES_DATABASE_URL", &s.database_url)
+            .env("MINUTES_REDIS_URL", &s.redis_url)
+            .env("MINUTES_QUEUE", &s.queue)
+            .env("MINUTES_STORAGE_URL", &s.storage_url)
+            .env("MINUTES_HEARTBEAT_SECS", HEARTBEAT_SECS)
+            .env("MINUTES_MISSED_HEARTBEATS", "3")
+            .env("MINUTES_PUBLIC_URL", "https://minutes.example.test/")
+            .env("MINUTES_MODEL_DIR", model_dir())
+            .env("MINUTES_THREADS", "1")
+            .env("MINUTES_WORKER_NAME", &name)
+            .env("MINUTES_WORKER_HTTP_ADDR", "127.0.0.1:0")
+            .env("MINUTES_RECONCILE_SECS", "1")
+            .env("MINUTES_RETRY_BACKOFF_SECS", "1")
+            .env("MINUTES_WORK_DIR", self.dir.join(format!("{name}-work")))
+            .env("MINUTES_MAIL_URL", mail::url("smtp", &smtp.starttls))
+            .env("MINUTES_MAIL_CA_FILE", &smtp.ca_file)
+            .env("MINUTES_MAIL_BACKOFF_MS", "100");
+        for (key, value) in [
+            ("MINUTES_S3_ENDPOINT", &s.s3_endpoint),
+            ("MINUTES_S3_REGION", &s.s3_region),
+            ("MINUTES_S3_ACCESS_KEY_ID", &s.s3_access_key_id),
+            ("MINUTES_S3_SECRET_ACCESS_KEY", &s.s3_secret_access_key),
+        ] {
+            if let Some(value) = value {
+                command.env(key, value);
+            }
+        }
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start minutes-worker");
+        // Copy stderr to the log file, and wait for the ready line.
+        let stderr = child.stderr.take().expect("stderr");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let log_path = log.clone();
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(&log_path).expect("log file");
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                use std::io::Write as _;
+                let _ = writeln!(file, "{line}");
+                if line.contains(": ready;") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        let worker = Worker { name, child, log };
+        if ready_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+            panic!("the worker did not start:\n{}", worker.log());
+        }
+        self.workers.push(worker);
+        index
+    }
+
+    async fn submit(&self, fixture_name: &str, email: Option<&str>) -> Uuid {
+        let bytes = std::fs::read(fixture(fixture_name)).expect("fixture");
+        let file_name = Path::new(fixture_name).file_name().unwrap().to_string_lossy().into_owned();
+        let mut form = Form::new()
+            .part("file", Part::bytes(bytes).file_name(file_name))
+            .text("title", "Service test");
+        if let Some(email) = email {
+            form = form.text("email", email.to_string());
+        }
+        let response = self
+            .http
+            .post(format!("{}/api/v1/jobs", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+        let job: Value = response.json().await.unwrap();
+        job["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    async fn job(&self, id: Uuid) -> Job {
+        self.repo.get(id).await.unwrap().expect("the job exists")
+    }
+
+    /// Waits until the job reaches a final state.
+    async fn wait_final(&self, id: Uuid, limit: Duration) -> Job {
+        let started = Instant::now();
+        loop {
+            let job = self.job(id).await;
+            if job.state.is_final() {
+                return job;
+            }
+            if started.elapsed() > limit {
+                panic!(
+                    "job {id} still {} at {} after {limit:?}\n{}",
+                    job.state,
+                    job.stage,
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the running job is at `stage`.
+    async fn wait_stage(&self, id: Uuid, stage: &str) {
+        let started = Instant::now();
+        loop {
+            let job = self.job(id).await;
+            if job.state == JobState::Running && job.stage == stage {
+                return;
+            }
+            assert!(!job.state.is_final(), "job {id} ended {} before {stage}", job.state);
+            assert!(started.elapsed() < Duration::from_secs(120), "job {id} never reached {stage}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.workers.iter().map(|w| format!("--- {}\n{}", w.name, w.log())).collect()
+    }
+
+    async fn download(&self, id: Uuid, file: &str) -> reqwest::Response {
+        self.http.get(format!("{}/api/v1/jobs/{id}/files/{file}", self.base)).send().await.unwrap()
+    }
+
+    async fn stop(mut self) {
+        for worker in &mut self.workers {
+            let _ = worker.child.kill();
+            let _ = worker.child.wait();
+        }
+        if let Some(stop) = self.stop_api.take() {
+            let _ = stop.send(());
+        }
+        self.repo.pool().close().await;
+        if let Some(db) = self.db.take() {
+            db.drop_database().await.expect("drop db");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{name}");
+}
+
+/// Messages the SMTP server received for `to` with `message_id`.
+fn received_with_id(to: &str, message_id: &str) -> usize {
+    mail::received(to)
+        .iter()
+        .filter(|raw| {
+            MessageParser::default().parse(raw).and_then(|m| m.message_id().map(str::to_owned))
+                == Some(message_id.to_string())
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_upload_to_done_with_downloads_events_and_the_email_with_its_pdf() {
+    let mut service = Service::start(Store::S3).await;
+    service.spawn_worker(&[]);
+    let to = mail::recipient("service");
+    let id = service.submit("meeting.flac", Some(&to)).await;
+    let events = service.http.get(format!("{}/api/v1/jobs/{id}/events", service.base)).send();
+    let events = tokio::time::timeout(Duration::from_secs(300), async {
+        events.await.unwrap().text().await.unwrap()
+    })
+    .await
+    .expect("the event stream ends with the job");
+    let job = service.wait_final(id, Duration::from_secs(60)).await;
+    assert_eq!(job.state, JobState::Done, "{}", service.logs());
+    assert_eq!(job.percent, 100.0);
+    assert!(job.media_duration.is_some_and(|d| (d - 62.0).abs() < 2.0), "{:?}", job.media_duration);
+    for stage in ["decode", "transcribe", "summarize", "render", "notify"] {
+        assert!(events.contains(&format!("\"stage\":\"{stage}\"")), "{stage} missing:\n{events}");
+    }
+    assert!(events.contains("event: end") && events.contains("\"state\":\"done\""), "{events}");
+
+    let pdf = service.download(id, "minutes.pdf").await;
+    assert_eq!(pdf.status(), reqwest::StatusCode::OK);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let pdf = pdf.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let transcript = service.download(id, "transcript.txt").await.text().await.unwrap();
+    assert!(transcript.to_lowercase().contains("budget"), "{transcript}");
+    for file in ["minutes.json", "transcript.srt", "transcript.vtt", "transcript.json"] {
+        assert_eq!(service.download(id, file).await.status(), reqwest::StatusCode::OK, "{file}");
+    }
+
+    let messages = mail::received(&to);
+    assert_eq!(messages.len(), 1, "one email");
+    let message = MessageParser::default().parse(&messages[0]).expect("parses");
+    assert_eq!(message.subject(), Some("Minutes: Service test"));
+    let attachment = message.attachments().next().expect("the PDF is attached");
+    assert_eq!(attachment.attachment_name(), Some("meeting.pdf"));
+    assert_eq!(
+        Sha256::digest(attachment.contents()),
+        Sha256::digest(&pdf),
+        "the attached PDF is the stored one"
+    );
+    let text = message.body_text(0).expect("text part");
+    assert!(text.contains(&format!("https://minutes.example.test/jobs/{id}")), "{text}");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_20_jobs_and_each_runs_exactly_once() {
+    let mut service = Service::start(Store::Local).await;
+    for _ in 0..3 {
+        service.spawn_worker(&[("MINUTES_BEAM_SIZE", "1")]);
+    }
+    let to = mail::recipient("share");
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(service.submit("formats/hello_s16_16k.wav", Some(&to)).await);
+    }
+    let mut by_worker = std::collections::BTreeMap::<String, usize>::new();
+    for id in &ids {
+        let job = service.wait_final(*id, Duration::from_secs(300)).await;
+        assert_eq!(job.state, JobState::Done, "{:?}\n{}", job.failure_reason, service.logs());
+        assert_eq!(job.attempts, 1, "job {id} ran once");
+        *by_worker.entry(job.worker_name.clone().unwrap_or_default()).or_default() += 1;
+        let done_events: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_events WHERE job_id = $1 AND stage = 'done'",
+        )
+        .bind(id)
+        .fetch_one(service.repo.pool())
+        .await
+        .unwrap();
+        assert_eq!(done_events, 1);
+    }
+    eprintln!("jobs per worker: {by_worker:?}");
+    assert!(by_worker.len() >= 2, "the work was shared: {by_worker:?}");
+    assert_eq!(mail::received(&to).len(), 20, "one email per job");
+    service.stop().await;
+}
+
+/// R1: a worker killed (SIGKILL) in the middle of a transcription; with 3 workers another
+/// resumes it within 60 s and it ends `done` with exactly one PDF and one email.
+/// `MINUTES_R1_RUNS` sets how many times (scripts/bench-service runs 20).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_a_worker_killed_mid_transcription_is_replaced_and_the_job_ends_done_once() {
+    let runs: usize =
+        std::env::var("MINUTES_R1_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let mut service = Service::start(Store::Local).await;
+    for _ in 0..3 {
+        service.spawn_worker(&[]);
+    }
+    let mut recoveries = Vec::new();
+    for run in 0..runs {
+        let to = mail::recipient("r1");
+        let id = service.submit("meeting.flac", Some(&to)).await;
+        let started = Instant::now();
+        let victim = loop {
+            let job = service.job(id).await;
+            if job.state == JobState::Running && job.stage == "transcribe" {
+                break job.worker_name.expect("a worker holds it");
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "never transcribing");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // A random point inside the transcription.
+        tokio::time::sleep(Duration::from_millis(u64::from(Uuid::new_v4().as_bytes()[0]) * 4))
+            .await;
+        let index = service.workers.iter().position(|w| w.name == victim).expect("known worker");
+        let killed_at = Instant::now();
+        service.workers[index].child.kill().expect("SIGKILL");
+        let _ = service.workers[index].child.wait();
+        let resumed = loop {
+            let job = service.job(id).await;
+            if job.state.is_final() || job.worker_name.as_deref() != Some(victim.as_str()) {
+                break killed_at.elapsed();
+            }
+            assert!(
+                killed_at.elapsed() < Duration::from_secs(60),
+                "run {run}: not resumed within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let job = service.wait_final(id, Duration::from_secs(120)).await;
+        assert_eq!(
+            job.state,
+            JobState::Done,
+            "run {run}: {:?}\n{}",
+            job.failure_reason,
+            service.logs()
+        );
+        assert_eq!(
+            received_with_id(&to, &format!("minutes-{id}@minutes")),
+            1,
+            "run {run}: one email"
+        );
+        assert_eq!(mail::received(&to).len(), 1, "run {run}: one email in all");
+        let pdfs = std::fs::read_dir(service.dir.join(format!("store/jobs/{id}")))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".pdf"))
+            .count();
+        assert_eq!(pdfs, 1, "run {run}: one PDF");
+        recoveries.push(resumed.as_secs_f64());
+        // Keep three workers for the next run.
+        service.workers.remove(index);
+        service.spawn_worker(&[]);
+    }
+    eprintln!("R1: {runs} of {runs} runs done; resumed after (s): {recoveries:.1?}");
+    service.stop().await;
+}
+
+/// R7: SIGTERM to a busy worker: it fetches nothing new, finishes its job within the grace
+/// period, exits 0, and the job's email goes out once. With no grace left the job is
+/// handed back and another worker finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r7_sigterm_finishes_or_hands_back_the_running_job_and_exits_0() {
+    let mut service = Service::start(Store::Local).await;
+    let patient = service.spawn_worker(&[("MINUTES_SHUTDOWN_GRACE_SECS", "120")]);
+    let to = mail::recipient("r7");
+    let first = service.submit("meeting.flac", Some(&to)).await;
+    let second = service.submit("formats/hello_s16_16k.wav", Some(&to)).await;
+    service.wait_stage(first, "transcribe").await;
+    signal(&service.workers[patient].child, "TERM");
+    let status = service.workers[patient].child.wait().expect("exit status");
+    assert!(status.success(), "exit 0: {status:?}\n{}", service.logs());
+    assert_eq!(service.job(first).await.state, JobState::Done, "finished within the grace period");
+    let waiting = service.job(second).await;
+    assert_eq!(waiting.state, JobState::Queued, "nothing new was fetched");
+    assert_eq!(waiting.attempts, 0);
+
+    // No grace: the running job is handed back and a new worker finishes it.
+    let hasty = service.spawn_worker(&[("MINUTES_SHUTDOWN_GRACE_SECS", "0")]);
+    let third = service.submit("meeting.flac", Some(&to)).await;
+    service.wait_final(second, Duration::from_secs(120)).await;
+    service.wait_stage(third, "transcribe").await;
+    signal(&service.workers[hasty].child, "TERM");
+    let status = service.workers[hasty].child.wait().expect("exit status");
+    assert!(status.success(), "exit 0: {status:?}\n{}", service.logs());
+    let handed = service.job(third).await;
+    assert_eq!(handed.state, JobState::Queued, "handed back: {handed:?}");
+    service.spawn_worker(&[]);
+    let done = service.wait_final(third, Duration::from_secs(120)).await;
+    assert_eq!(done.state, JobState::Done);
+    for id in [first, second, third] {
+        assert_eq!(
+            received_with_id(&to, &format!("minutes-{id}@minutes")),
+            1,
+            "one email for {id}"
+        );
+    }
+    service.stop().await;
+}
+
+/// R12 (worker side): a recording whose header passes the upload check but whose data is
+/// cut short fails with a readable reason and a failure email; the worker keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() {
+    let mut service = Service::start(Store::Local).await;
+    service.spawn_worker(&[]);
+    let to = mail::recipient("r12");
+    let bad = service.submit("bad/truncated.flac", Some(&to)).await;
+    let good = service.submit("formats/hello_44k.m4a", Some(&to)).await;
+    let failed = service.wait_final(bad, Duration::from_secs(120)).await;
+    assert_eq!(failed.state, JobState::Failed);
+    let reason = failed.failure_reason.unwrap_or_default();
+    assert!(reason.starts_with("truncated: the file is truncated"), "{reason}");
+    assert_eq!(failed.attempts, 1, "a permanent error is not retried");
+    assert_eq!(service.wait_final(good, Duration::from_secs(120)).await.state, JobState::Done);
+    assert_eq!(received_with_id(&to, &format!("failed-{bad}@minutes")), 1, "one failure email");
+    let (status, body) = {
+        let response =
+            service.http.get(format!("{}/api/v1/jobs/{bad}", service.base)).send().await.unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(body["failure_reason"].as_str(), Some(reason.as_str()));
+    service.stop().await;
+}
