@@ -137,6 +137,32 @@ ensure_postgres() {
     while read -r db; do psql "$MINUTES_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"; done
 }
 
+# ensure_redis makes sure a Redis server answers on MINUTES_TEST_REDIS_URL (default: the
+# machine's, 127.0.0.1:6379): installs Debian's redis-server when missing and starts one
+# (without persistence) when none answers. Tests use queue names of their own.
+export MINUTES_TEST_REDIS_URL="${MINUTES_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+ensure_redis() {
+  need "command -v redis-cli && command -v redis-server" redis-server
+  if ! redis-cli -u "$MINUTES_TEST_REDIS_URL" ping >/dev/null 2>&1; then
+    log "starting Redis"
+    local port="${MINUTES_TEST_REDIS_URL##*:}"
+    port="${port%%/*}"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
+  fi
+  local waited=0
+  until redis-cli -u "$MINUTES_TEST_REDIS_URL" ping >/dev/null 2>&1; do
+    if [ "$waited" -ge 30 ]; then
+      echo "Redis does not answer at $MINUTES_TEST_REDIS_URL" >&2
+      exit 1
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  # Queues of earlier test runs.
+  redis-cli -u "$MINUTES_TEST_REDIS_URL" --scan --pattern 'minutes-test:*' |
+    xargs -r -n 500 redis-cli -u "$MINUTES_TEST_REDIS_URL" del >/dev/null
+}
+
 # start_test_servers starts the SMTP server, the LLM server and the S3 server on loopback
 # ports, waits until they listen, exports their addresses for the tests (MINUTES_TEST_*), and stops them
 # when the calling script exits.

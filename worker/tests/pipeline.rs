@@ -21,6 +21,8 @@ use minutes_worker::stages::transcribe::{
     ModelOptions, Precision, TranscribeOptions, WhisperModel,
 };
 
+#[path = "pipeline/compose.rs"]
+mod compose;
 #[path = "pipeline/llm.rs"]
 mod llm;
 #[path = "pipeline/mail.rs"]

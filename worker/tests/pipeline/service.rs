@@ -39,6 +39,8 @@ struct Worker {
     name: String,
     child: Child,
     log: PathBuf,
+    /// Base URL of its /healthz and /metrics.
+    http: String,
 }
 
 impl Worker {
@@ -157,14 +159,16 @@ impl Service {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 use std::io::Write as _;
                 let _ = writeln!(file, "{line}");
-                if line.contains(": ready;") {
-                    let _ = ready_tx.send(());
+                if let Some((_, address)) = line.split_once("health and metrics on ") {
+                    let _ = ready_tx.send(address.trim().to_string());
                 }
             }
         });
-        let worker = Worker { name, child, log };
-        if ready_rx.recv_timeout(Duration::from_secs(120)).is_err() {
-            panic!("the worker did not start:\n{}", worker.log());
+        let ready = ready_rx.recv_timeout(Duration::from_secs(120));
+        let mut worker = Worker { name, child, log, http: String::new() };
+        match ready {
+            Ok(address) => worker.http = address,
+            Err(_) => panic!("the worker did not start:\n{}", worker.log()),
         }
         self.workers.push(worker);
         index
@@ -484,5 +488,27 @@ async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() 
     };
     assert_eq!(status, reqwest::StatusCode::OK);
     assert_eq!(body["failure_reason"].as_str(), Some(reason.as_str()));
+
+    // The worker's own health and counters.
+    let worker = &service.workers[0];
+    let health = service.http.get(format!("{}/healthz", worker.http)).send().await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    let metrics = service
+        .http
+        .get(format!("{}/metrics", worker.http))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "minutes_worker_jobs_total{outcome=\"failed\"} 1",
+        "minutes_worker_jobs_total{outcome=\"done\"} 1",
+        "minutes_worker_jobs_in_flight 0",
+        "minutes_worker_stage_seconds_count{stage=\"transcribe\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
     service.stop().await;
 }
