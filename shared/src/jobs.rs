@@ -478,6 +478,7 @@ impl JobRepo {
         lease: Duration,
         crash_budget: i32,
     ) -> Result<Claim, RepoError> {
+        let mut tx = self.pool.begin().await?;
         let lost = sqlx::query_scalar!(
             r#"UPDATE jobs
                SET state = 'failed', finished_at = now(), updated_at = now(),
@@ -491,12 +492,14 @@ impl JobRepo {
             id,
             crash_budget
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if lost.is_some() {
-            self.append_event(id, "failed", "worker_lost").await?;
+            append_event(&mut tx, id, "failed", "worker_lost").await?;
+            tx.commit().await?;
             return Ok(Claim::CrashBudgetSpent);
         }
+        tx.commit().await?;
         let token = Uuid::new_v4();
         let claimed = sqlx::query_scalar!(
             r#"UPDATE jobs
@@ -597,6 +600,7 @@ impl JobRepo {
     /// Ends the job as `done` or `failed` (with `reason`), releasing the lease.
     pub async fn finish(&self, lease: Lease, failure: Option<&str>) -> Result<(), RepoError> {
         let state = if failure.is_some() { JobState::Failed } else { JobState::Done };
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query!(
             r#"UPDATE jobs SET state = $3, failure_reason = $4,
                                percent = CASE WHEN $4::text IS NULL THEN 100 ELSE percent END,
@@ -610,10 +614,13 @@ impl JobRepo {
             state.as_str(),
             failure
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         fenced(done.rows_affected(), lease)?;
-        self.append_event(lease.job_id, state.as_str(), failure.unwrap_or("")).await
+        // In the same transaction: whoever sees the final state sees its event too.
+        append_event(&mut tx, lease.job_id, state.as_str(), failure.unwrap_or("")).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Hands the job back to the queue (a worker shutting down): queued again, not yet
@@ -635,23 +642,26 @@ impl JobRepo {
     /// Cancels a job that is not final yet; a running one stops at its next fenced write.
     /// Returns whether it was cancelled.
     pub async fn cancel(&self, id: Uuid) -> Result<bool, RepoError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query!(
             r#"UPDATE jobs SET state = 'cancelled', lease_token = NULL, lease_expires_at = NULL,
                                finished_at = now(), updated_at = now()
                WHERE id = $1 AND state IN ('queued', 'running')"#,
             id
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
-            self.append_event(id, "cancelled", "").await?;
+            append_event(&mut tx, id, "cancelled", "").await?;
         }
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Queues a failed or cancelled job again (its stored artifacts are kept, so it
     /// resumes at the first missing one). Returns whether it was requeued.
     pub async fn retry(&self, id: Uuid) -> Result<bool, RepoError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query!(
             r#"UPDATE jobs SET state = 'queued', failure_reason = NULL, crash_count = 0,
                                error_retries = 0, enqueued_at = NULL, run_after = now(),
@@ -660,11 +670,12 @@ impl JobRepo {
                WHERE id = $1 AND state IN ('failed', 'cancelled')"#,
             id
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
-            self.append_event(id, "queued", "retry").await?;
+            append_event(&mut tx, id, "queued", "retry").await?;
         }
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -697,6 +708,7 @@ impl JobRepo {
         delay: Duration,
         budget: i32,
     ) -> Result<JobState, RepoError> {
+        let mut tx = self.pool.begin().await?;
         let state = sqlx::query_scalar!(
             r#"UPDATE jobs SET
                  error_retries = error_retries + 1,
@@ -713,11 +725,12 @@ impl JobRepo {
             reason,
             seconds(delay)
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or(RepoError::LeaseLost(lease.job_id))?;
         let what = if state == JobState::Failed { "failed" } else { "retry scheduled" };
-        self.append_event(lease.job_id, what, reason).await?;
+        append_event(&mut tx, lease.job_id, what, reason).await?;
+        tx.commit().await?;
         Ok(state)
     }
 
@@ -837,19 +850,26 @@ impl JobRepo {
         .await?;
         Ok(rows.into_iter().map(|r| (r.state, r.count)).collect())
     }
+}
 
-    async fn append_event(&self, id: Uuid, stage: &str, message: &str) -> Result<(), RepoError> {
-        sqlx::query!(
-            r#"INSERT INTO job_events (job_id, stage, percent, message)
-               SELECT id, $2, percent, $3 FROM jobs WHERE id = $1"#,
-            id,
-            stage,
-            message
-        )
-        .execute(&self.pool)
-        .await?;
-        notify(&self.pool, id).await
-    }
+/// Appends an event with the job's current percent and notifies listeners, inside the
+/// caller's transaction, so the event and the change it reports commit together.
+async fn append_event(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    stage: &str,
+    message: &str,
+) -> Result<(), RepoError> {
+    sqlx::query!(
+        r#"INSERT INTO job_events (job_id, stage, percent, message)
+           SELECT id, $2, percent, $3 FROM jobs WHERE id = $1"#,
+        id,
+        stage,
+        message
+    )
+    .execute(&mut *tx)
+    .await?;
+    notify(&mut *tx, id).await
 }
 
 /// Tells listeners of [`EVENTS_CHANNEL`] that job `id` changed (on commit, inside a

@@ -340,7 +340,7 @@ fn cli_bad_input_is_one_clear_line_and_a_failure_exit() {
     let path = fixture("formats/hello_44k.flac");
     let output = minutes(&["transcribe", path.to_str().expect("utf-8"), "--model", "/nonexistent"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no Whisper model in /nonexistent"), "{stderr}");
+    assert!(stderr.contains("no usable Whisper model in /nonexistent"), "{stderr}");
 }
 
 #[test]

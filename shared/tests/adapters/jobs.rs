@@ -105,7 +105,7 @@ async fn a_stale_worker_changes_nothing_once_another_holds_the_lease() {
     let done = db.repo.get(job.id).await.expect("get").expect("exists");
     assert_eq!(done.state, JobState::Done, "a stale worker never moves a job back");
     assert_eq!(done.percent, 100.0);
-    assert_eq!(done.message, "half way");
+    assert_eq!(done.message, "the minutes are ready");
     assert_eq!(
         db.repo.claim(job.id, "worker-c", LEASE, 3).await.expect("claim"),
         Claim::NotClaimable

@@ -512,3 +512,42 @@ async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() 
     }
     service.stop().await;
 }
+
+/// Cancelling a running job stops it at the next chunk: it stays `cancelled`, no email is
+/// sent, and the worker takes the next job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_stops_it_and_sends_nothing() {
+    let mut service = Service::start(Store::Local).await;
+    service.spawn_worker(&[]);
+    let to = mail::recipient("cancel");
+    let id = service.submit("meeting.flac", Some(&to)).await;
+    let next = service.submit("formats/hello_s16_16k.wav", None).await;
+    service.wait_stage(id, "transcribe").await;
+    let response = service
+        .http
+        .post(format!("{}/api/v1/jobs/{id}/cancel", service.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(service.wait_final(next, Duration::from_secs(120)).await.state, JobState::Done);
+    let job = service.job(id).await;
+    assert_eq!(job.state, JobState::Cancelled);
+    assert!(
+        !job.artifacts.as_object().is_some_and(|a| a.contains_key("minutes.pdf")),
+        "stopped before the PDF"
+    );
+    assert!(mail::received(&to).is_empty(), "no email for a cancelled job");
+    let worker = &service.workers[0];
+    let metrics = service
+        .http
+        .get(format!("{}/metrics", worker.http))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("minutes_worker_jobs_total{outcome=\"lost\"} 1"), "{metrics}");
+    service.stop().await;
+}
