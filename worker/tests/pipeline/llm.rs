@@ -145,6 +145,26 @@ fn answers_of_429_are_retried_until_the_server_answers() {
     assert_eq!(summary.info.provider, "openai");
 }
 
+/// Bug fixed: SmolLM2 sometimes loops until max_tokens, and one cut-off answer sent the
+/// whole summary to the extractive fallback (CI failed on it). A cut-off answer is now
+/// asked once more.
+#[test]
+fn an_answer_cut_off_at_max_tokens_is_asked_again() {
+    let transcript = meeting();
+    let proxy = runtime_proxy(Plan { fail_first: 1, status: 200, ..Plan::default() });
+    let provider = OpenAi::new(settings(&proxy.url)).expect("provider");
+    let summary = proxy.runtime.block_on(provider.summarize(&transcript)).expect("summary");
+    assert_eq!(proxy.failures.load(Ordering::SeqCst), 1, "one cut-off answer was served");
+    assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 1, "then the request was asked again");
+    assert_eq!(summary.info.provider, "openai");
+
+    let always = runtime_proxy(Plan { fail_first: usize::MAX, status: 200, ..Plan::default() });
+    let provider = OpenAi::new(settings(&always.url)).expect("provider");
+    let outcome = always.runtime.block_on(provider.summarize(&transcript));
+    assert!(matches!(outcome, Err(SummarizeError::BadAnswer(_))), "{outcome:?}");
+    assert_eq!(always.failures.load(Ordering::SeqCst), 2, "asked twice, not more");
+}
+
 #[test]
 fn a_dead_server_falls_back_to_extractive_and_the_minutes_say_so() {
     let transcript = meeting();
@@ -219,7 +239,8 @@ fn cli_process_summarizes_with_the_openai_provider() {
 
 #[derive(Debug, Clone, Default)]
 struct Plan {
-    /// Requests answered with `status` before forwarding starts.
+    /// Requests answered with `status` before forwarding starts (200: an answer cut off at
+    /// max_tokens).
     fail_first: usize,
     status: u16,
     /// Accept and never answer.
@@ -312,7 +333,11 @@ async fn handle(
         }
         if served.fetch_add(1, Ordering::SeqCst) < plan.fail_first {
             failures.fetch_add(1, Ordering::SeqCst);
-            let message = format!(r#"{{"error":{{"message":"injected {}"}}}}"#, plan.status);
+            let message = if plan.status == 200 {
+                r#"{"choices":[{"finish_reason":"length","message":{"content":"{\"summary\": \"the the the"}}]}"#.to_string()
+            } else {
+                format!(r#"{{"error":{{"message":"injected {}"}}}}"#, plan.status)
+            };
             let response = format!(
                 "HTTP/1.1 {} Injected\r\nRetry-After: 0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{message}",
                 plan.status,

@@ -29,6 +29,9 @@ use self::client::{ChatClient, ResponseFormat};
 use self::parts::{estimate_tokens, Line};
 use super::{MinutesContent, SummarizeError, Summarizer, Summary, SummaryFuture};
 
+/// Tries per request whose answer was cut off or did not parse as the schema.
+const BAD_ANSWER_TRIES: u32 = 2;
+
 /// Settings of the `openai` provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenAiSettings {
@@ -153,8 +156,20 @@ impl OpenAi {
         material: &str,
     ) -> Result<answer::RawAnswer, SummarizeError> {
         let user = format!("{material}\n\n{}", self.frame(task, schema));
-        let content = self.client.complete(SYSTEM, &user, schema).await?;
-        answer::parse(&content).map_err(SummarizeError::BadAnswer)
+        // Models sample: an answer cut off at max_tokens (a loop) or not parsing as the
+        // schema is often fine when asked again, so one more try before giving up.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let answer = match self.client.complete(SYSTEM, &user, schema).await {
+                Ok(content) => answer::parse(&content).map_err(SummarizeError::BadAnswer),
+                Err(error) => Err(error),
+            };
+            match answer {
+                Err(SummarizeError::BadAnswer(_)) if tries < BAD_ANSWER_TRIES => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Summarizes `part`, halving it when the server says it does not fit.
