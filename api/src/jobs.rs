@@ -4,7 +4,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, TimeZone, Utc};
-use minutes_shared::jobs::{Job, JobState};
+use minutes_shared::jobs::{Job, JobFilter, JobState, Reprocess};
+use minutes_shared::stage::Stage;
 use minutes_shared::storage::job_prefix;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -106,6 +107,12 @@ impl JobView {
 pub struct ListQuery {
     /// Only jobs in this state.
     pub state: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339, or a date: its start, UTC).
+    pub since: Option<String>,
+    /// Only jobs created before this time (RFC 3339, or a date: its start, UTC).
+    pub until: Option<String>,
+    /// Only jobs whose uploaded file name matches this glob (`*`, `?`).
+    pub filename: Option<String>,
     /// Jobs per page (1 to 500, default 50).
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page.
@@ -143,6 +150,20 @@ fn parse_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
+/// `2026-11-01T09:00:00Z` or `2026-11-01` (midnight UTC).
+pub fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|naive| naive.and_utc())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("{name}: a date (2026-11-01) or an RFC 3339 time"))
+        })
+}
+
 /// Lists jobs, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/jobs", params(ListQuery),
     responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
@@ -161,7 +182,13 @@ pub async fn list(
         return Err(ApiError::bad_request("limit: between 1 and 500"));
     }
     let before = query.cursor.as_deref().map(parse_cursor).transpose()?;
-    let jobs = state.repo.list(filter, limit, before).await?;
+    let filter = JobFilter {
+        state: filter,
+        since: query.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
+        until: query.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
+        filename: query.filename.clone().filter(|f| !f.is_empty()),
+    };
+    let jobs = state.repo.list(&filter, limit, before).await?;
     let next = (jobs.len() as i64 == limit).then(|| jobs.last().map(cursor_of)).flatten();
     Ok(Json(JobPage { jobs: jobs.iter().map(JobView::of).collect(), next }))
 }
@@ -233,4 +260,89 @@ pub async fn delete(
     state.storage.delete_prefix(&job_prefix(job.id)).await?;
     state.repo.delete(job.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /api/v1/jobs/{id}/reprocess`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReprocessRequest {
+    /// The first stage to run again: decode, transcribe, summarize, render or notify.
+    pub from: String,
+    /// Send the minutes email again (default: no new email).
+    #[serde(default)]
+    pub notify: bool,
+    /// A Whisper model directory on the workers, for this job from now on.
+    pub model: Option<String>,
+    /// Spoken language (ISO 639-1).
+    pub language: Option<String>,
+    /// `extractive` or `openai`.
+    pub summarizer: Option<String>,
+    /// A new meeting title.
+    pub title: Option<String>,
+}
+
+/// Runs a finished job again from a stage: earlier artifacts are reused, that stage's and
+/// later ones replaced; the job's event log records it with the options used.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/reprocess", params(("id" = Uuid, Path, description = "job id")),
+    request_body = ReprocessRequest,
+    responses((status = 202, body = JobView), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn reprocess(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<ReprocessRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let id = parse_id(&id)?;
+    let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let from: Stage = request
+        .from
+        .parse()
+        .map_err(|e: minutes_shared::stage::UnknownStage| ApiError::bad_request(e.to_string()))?;
+    if from == Stage::Notify && !request.notify {
+        return Err(ApiError::bad_request("from notify only sends the email again: add notify"));
+    }
+    let mut options = serde_json::Map::new();
+    if let Some(model) = request.model.filter(|m| !m.trim().is_empty()) {
+        options.insert("model".into(), model.into());
+    }
+    if let Some(language) = request.language.filter(|l| !l.trim().is_empty()) {
+        let language = language.to_ascii_lowercase();
+        if !(2..=3).contains(&language.len()) || !language.chars().all(|c| c.is_ascii_lowercase()) {
+            return Err(ApiError::bad_request("language: an ISO 639-1 code such as en or de"));
+        }
+        options.insert("language".into(), language.into());
+    }
+    if let Some(summarizer) = request.summarizer.filter(|s| !s.is_empty()) {
+        if summarizer != "extractive" && summarizer != "openai" {
+            return Err(ApiError::bad_request("summarizer: extractive or openai"));
+        }
+        options.insert("summarizer".into(), summarizer.into());
+    }
+    if let Some(title) = request.title.filter(|t| !t.trim().is_empty()) {
+        let title: String =
+            title.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
+        options.insert("title".into(), title.trim().to_string().into());
+    }
+    match state
+        .repo
+        .reprocess(id, from, &serde_json::Value::Object(options), request.notify)
+        .await?
+    {
+        Reprocess::Queued => {}
+        Reprocess::NotFound => return Err(ApiError::job_not_found()),
+        Reprocess::NotFinished(job_state) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_finished",
+                format!(
+                    "the job is {job_state}; only done, failed or cancelled jobs are reprocessed"
+                ),
+            ))
+        }
+    }
+    if state.queue.push(id).await.is_ok() {
+        state.repo.mark_enqueued(id).await?;
+    }
+    let job = state.repo.get(id).await?.ok_or_else(ApiError::job_not_found)?;
+    Ok((StatusCode::ACCEPTED, Json(JobView::of(&job))))
 }

@@ -151,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}", get(jobs::show).delete(jobs::delete))
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/reprocess", post(jobs::reprocess))
         .route("/api/v1/jobs/{id}/events", get(events::stream))
         .route("/api/v1/jobs/{id}/files/{file}", get(downloads::download))
         .route("/api/v1/openapi.json", get(openapi::document))

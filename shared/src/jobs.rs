@@ -18,6 +18,8 @@ use serde_json::Value;
 use sqlx::postgres::{PgPool, PgTypeInfo, PgValueRef, Postgres};
 use uuid::Uuid;
 
+use crate::stage::Stage;
+
 /// The channel progress notifications go to; the payload is the job id.
 pub const EVENTS_CHANNEL: &str = "job_events";
 
@@ -161,6 +163,47 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// When it reached a final state.
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Which jobs a listing returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+    /// Uploaded file name matching this glob (`*` any run, `?` one character).
+    pub filename: Option<String>,
+}
+
+/// A glob (`*`, `?`) as a SQL `LIKE` pattern with `\` escaping the rest.
+fn glob_to_like(glob: &str) -> String {
+    let mut like = String::with_capacity(glob.len() + 4);
+    for c in glob.chars() {
+        match c {
+            '*' => like.push('%'),
+            '?' => like.push('_'),
+            '%' | '_' | '\\' => {
+                like.push('\\');
+                like.push(c);
+            }
+            other => like.push(other),
+        }
+    }
+    like
+}
+
+/// The outcome of asking to reprocess a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reprocess {
+    /// Queued to run again.
+    Queued,
+    /// Still queued or running: only finished jobs are reprocessed.
+    NotFinished(JobState),
+    /// No such job.
+    NotFound,
 }
 
 /// What an upload creates.
@@ -405,11 +448,11 @@ impl JobRepo {
         .await?)
     }
 
-    /// Jobs newest first, optionally in one state, after the `before` cursor (the
-    /// `created_at` and id of the last job of the previous page).
+    /// Jobs matching `filter`, newest first, after the `before` cursor (the `created_at`
+    /// and id of the last job of the previous page).
     pub async fn list(
         &self,
-        state: Option<JobState>,
+        filter: &JobFilter,
         limit: i64,
         before: Option<(DateTime<Utc>, Uuid)>,
     ) -> Result<Vec<Job>, RepoError> {
@@ -424,15 +467,87 @@ impl JobRepo {
                FROM jobs
                WHERE ($1::text IS NULL OR state = $1)
                  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+                 AND ($5::timestamptz IS NULL OR created_at >= $5)
+                 AND ($6::timestamptz IS NULL OR created_at < $6)
+                 AND ($7::text IS NULL OR original_filename LIKE $7 ESCAPE '\')
                ORDER BY created_at DESC, id DESC
                LIMIT $4"#,
-            state.map(JobState::as_str),
+            filter.state.map(JobState::as_str),
             before_at,
             before_id,
             limit.clamp(1, 500),
+            filter.since,
+            filter.until,
+            filter.filename.as_deref().map(glob_to_like),
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Queues a finished job (done, failed or cancelled) to run again from `from`: the
+    /// artifacts of that stage and later ones are forgotten (and replaced when it runs),
+    /// the earlier ones reused; `options` are merged into the job's options; the event log
+    /// records the reprocessing with its options. With `notify` the minutes email is sent
+    /// again (same Message-ID), without it no email is sent.
+    pub async fn reprocess(
+        &self,
+        id: Uuid,
+        from: Stage,
+        options: &Value,
+        notify: bool,
+    ) -> Result<Reprocess, RepoError> {
+        let mut tx = self.pool.begin().await?;
+        let dropped: Vec<String> = from.artifacts_from().into_iter().map(String::from).collect();
+        let patch = {
+            let mut patch = options.clone();
+            if let Some(map) = patch.as_object_mut() {
+                map.insert("notify".into(), Value::Bool(notify));
+            }
+            patch
+        };
+        let title = options.get("title").and_then(Value::as_str);
+        let language = options.get("language").and_then(Value::as_str);
+        let updated = sqlx::query_scalar!(
+            r#"UPDATE jobs SET state = 'queued', stage = $2, percent = 0,
+                               message = 'reprocessing from ' || $2, failure_reason = NULL,
+                               crash_count = 0, error_retries = 0, enqueued_at = NULL,
+                               run_after = now(), finished_at = NULL, updated_at = now(),
+                               artifacts = artifacts - $3::text[],
+                               options = options || $4::jsonb,
+                               title = coalesce($5, title), language = coalesce($6, language)
+               WHERE id = $1 AND state IN ('done', 'failed', 'cancelled')
+               RETURNING id"#,
+            id,
+            from.as_str(),
+            &dropped,
+            patch,
+            title,
+            language
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if updated.is_none() {
+            let state = sqlx::query_scalar!(
+                r#"SELECT state AS "state: JobState" FROM jobs WHERE id = $1"#,
+                id
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Ok(match state {
+                Some(state) => Reprocess::NotFinished(state),
+                None => Reprocess::NotFound,
+            });
+        }
+        if notify {
+            sqlx::query!("DELETE FROM email_intents WHERE job_id = $1 AND kind = 'minutes'", id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let record =
+            serde_json::json!({ "from": from.as_str(), "options": options, "notify": notify });
+        append_event(&mut tx, id, "reprocess", &record.to_string()).await?;
+        tx.commit().await?;
+        Ok(Reprocess::Queued)
     }
 
     /// Records that the job is on the queue.
@@ -898,6 +1013,12 @@ fn fenced(rows: u64, lease: Lease) -> Result<(), RepoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_become_like_patterns_with_the_rest_escaped() {
+        assert_eq!(glob_to_like("*.m4a"), "%.m4a");
+        assert_eq!(glob_to_like("team_?_100%"), "team\\__\\_100\\%");
+    }
 
     #[test]
     fn states_round_trip_through_their_names() {

@@ -21,6 +21,8 @@ use minutes_worker::stages::transcribe::{
     ModelOptions, Precision, TranscribeOptions, WhisperModel,
 };
 
+#[path = "pipeline/batch.rs"]
+mod batch;
 #[path = "pipeline/compose.rs"]
 mod compose;
 #[path = "pipeline/llm.rs"]

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use minutes_shared::jobs::{
-    Claim, EmailKind, JobRepo, JobState, NewJob, RepoError, EVENTS_CHANNEL,
+    Claim, EmailKind, JobFilter, JobRepo, JobState, NewJob, RepoError, Reprocess, EVENTS_CHANNEL,
 };
+use minutes_shared::stage::Stage;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -301,17 +302,25 @@ async fn jobs_list_newest_first_by_page_and_state_and_can_be_cancelled_or_delete
     }
     assert!(db.repo.cancel(ids[0]).await.expect("cancel"));
     assert!(!db.repo.cancel(ids[0]).await.expect("cancel"), "cancelling twice changes nothing");
-    let first_page = db.repo.list(None, 2, None).await.expect("list");
+    let first_page = db.repo.list(&JobFilter::default(), 2, None).await.expect("list");
     assert_eq!(first_page.len(), 2);
     let last = first_page.last().expect("a job");
-    let second_page = db.repo.list(None, 10, Some((last.created_at, last.id))).await.expect("list");
+    let second_page = db
+        .repo
+        .list(&JobFilter::default(), 10, Some((last.created_at, last.id)))
+        .await
+        .expect("list");
     assert_eq!(second_page.len(), 3);
     let all: Vec<_> = first_page.iter().chain(&second_page).map(|j| j.id).collect();
     let mut sorted = all.clone();
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), 5, "pages do not overlap");
-    let cancelled = db.repo.list(Some(JobState::Cancelled), 10, None).await.expect("list");
+    let cancelled = db
+        .repo
+        .list(&JobFilter { state: Some(JobState::Cancelled), ..JobFilter::default() }, 10, None)
+        .await
+        .expect("list");
     assert_eq!(cancelled.iter().map(|j| j.id).collect::<Vec<_>>(), [ids[0]]);
     let counts = db.repo.count_by_state().await.expect("counts");
     assert!(counts.contains(&(JobState::Queued, 4)) && counts.contains(&(JobState::Cancelled, 1)));
@@ -319,5 +328,63 @@ async fn jobs_list_newest_first_by_page_and_state_and_can_be_cancelled_or_delete
     assert!(db.repo.delete(ids[1]).await.expect("delete"));
     assert_eq!(db.repo.get(ids[1]).await.expect("get"), None);
     assert!(!db.repo.delete(ids[1]).await.expect("delete"), "a second delete finds nothing");
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn reprocessing_forgets_the_later_artifacts_merges_options_and_is_logged() {
+    let db = TestDb::new().await;
+    let mut new = new_job(None);
+    new.original_filename = "team_sync 100%.m4a".into();
+    let (job, _) = db.repo.create(&new).await.expect("create");
+    let (other, _) = db.repo.create(&new_job(None)).await.expect("create");
+    let filter = |glob: &str| JobFilter { filename: Some(glob.into()), ..JobFilter::default() };
+    let found = db.repo.list(&filter("team_sync*"), 10, None).await.expect("list");
+    assert_eq!(found.iter().map(|j| j.id).collect::<Vec<_>>(), [job.id]);
+    assert!(db.repo.list(&filter("team?sync 100%"), 10, None).await.expect("list").is_empty());
+    assert_eq!(db.repo.list(&filter("*100%.m4a"), 10, None).await.expect("list").len(), 1);
+    let later = JobFilter {
+        since: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+        ..JobFilter::default()
+    };
+    assert!(db.repo.list(&later, 10, None).await.expect("list").is_empty());
+
+    assert_eq!(
+        db.repo
+            .reprocess(job.id, Stage::Summarize, &serde_json::json!({}), false)
+            .await
+            .expect("call"),
+        Reprocess::NotFinished(JobState::Queued),
+        "a queued job is not reprocessed"
+    );
+    let Claim::Leased(lease, _) = db.repo.claim(job.id, "w", LEASE, 3).await.expect("claim") else {
+        panic!("claimable")
+    };
+    for name in ["transcript.json", "transcript.txt", "minutes.json", "minutes.pdf"] {
+        db.repo.store_artifact(lease, name, &format!("jobs/x/{name}")).await.expect("artifact");
+    }
+    db.repo.finish(lease, None).await.expect("finish");
+    let options = serde_json::json!({"summarizer": "openai", "title": "Renamed"});
+    let outcome = db.repo.reprocess(job.id, Stage::Summarize, &options, false).await.expect("call");
+    assert_eq!(outcome, Reprocess::Queued);
+    let queued = db.repo.get(job.id).await.expect("get").expect("exists");
+    assert_eq!(queued.state, JobState::Queued);
+    let artifacts = queued.artifacts.as_object().expect("object");
+    assert!(artifacts.contains_key("transcript.json") && artifacts.contains_key("transcript.txt"));
+    assert!(!artifacts.contains_key("minutes.json") && !artifacts.contains_key("minutes.pdf"));
+    assert_eq!(queued.options["summarizer"], "openai");
+    assert_eq!(queued.options["notify"], false);
+    assert_eq!(queued.title.as_deref(), Some("Renamed"));
+    let events = db.repo.events(job.id, 0).await.expect("events");
+    let logged = events.iter().find(|e| e.stage == "reprocess").expect("logged");
+    assert!(
+        logged.message.contains("\"summarizer\":\"openai\"")
+            && logged.message.contains("summarize")
+    );
+    assert_eq!(
+        db.repo.reprocess(Uuid::new_v4(), Stage::Render, &options, false).await.expect("call"),
+        Reprocess::NotFound
+    );
+    assert_eq!(db.repo.get(other.id).await.expect("get").expect("exists").state, JobState::Queued);
     db.drop_database().await;
 }

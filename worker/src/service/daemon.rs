@@ -31,9 +31,11 @@ use uuid::Uuid;
 use super::http;
 use super::lease_keeper::{LeaseKeeper, Progress, StopFlag, StopReason};
 use super::metrics::{Metrics, Outcome};
+use super::models::Models;
 use super::runner::{self, JobError, RunOptions, Tools};
 use super::settings::WorkerSettings;
 use crate::mail::Outbox;
+use crate::settings::{Provider, SummarizerArgs};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,10 @@ pub async fn serve(
         JobQueue::connect(&service.queue()).await.map_err(|e| DaemonError::Queue(e.to_string()))?;
     let summarizer =
         settings.summarizer.build().map_err(|e| DaemonError::Settings(e.to_string()))?;
+    // Jobs may ask for the OpenAI-compatible provider whatever the default is.
+    let openai = SummarizerArgs { summarizer: Provider::Openai, ..settings.summarizer.clone() }
+        .build()
+        .map_err(|e| DaemonError::Settings(e.to_string()))?;
     let outbox = Outbox::new(&settings.mail()).map_err(|e| DaemonError::Settings(e.to_string()))?;
     settings.recognition.check_model().map_err(|e| DaemonError::Settings(e.to_string()))?;
     let model = {
@@ -114,8 +120,9 @@ pub async fn serve(
     let tools = Tools {
         repo,
         storage,
-        model: Arc::new(model),
+        models: Arc::new(Models::new(model, settings.recognition.model_options())),
         summarizer: Arc::from(summarizer),
+        openai: Arc::from(openai),
         outbox,
         metrics: Arc::clone(&metrics),
         options,

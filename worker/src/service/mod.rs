@@ -5,11 +5,13 @@
 //! - [`daemon`]: queue consumer, claims, outcome handling, reconciler, shutdown.
 //! - [`runner`]: one leased job through the stages, resuming at the first missing artifact.
 //! - [`lease_keeper`]: heartbeats, progress writes and the stop flag of a running job.
+//! - [`models`]: the configured Whisper model and any other a job asks for.
 //! - [`metrics`] and [`http`]: `/healthz` and `/metrics`.
 
 pub mod daemon;
 pub mod http;
 pub mod lease_keeper;
 pub mod metrics;
+pub mod models;
 pub mod runner;
 pub mod settings;

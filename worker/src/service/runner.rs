@@ -15,12 +15,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use minutes_shared::jobs::{EmailKind, Job, JobRepo, Lease, RepoError};
+use minutes_shared::stage::{MINUTES_JSON, MINUTES_PDF};
 use minutes_shared::storage::{artifact_key, Storage, StorageError};
 use minutes_shared::subtitles::TranscriptFormat;
 use minutes_shared::{Minutes, Transcript};
 
 use super::lease_keeper::{Reporter, StopFlag, StopReason};
 use super::metrics::Metrics;
+use super::models::Models;
 use crate::audio::{self, LoadError};
 use crate::mail::{MailError, Outbox};
 use crate::stages::decode::{DecodeError, DecodeOptions};
@@ -29,14 +31,10 @@ use crate::stages::render::{render_pdf, Paper, RenderOptions};
 use crate::stages::summarize::{
     assemble, summarize_or_fall_back, Extractive, MeetingInfo, Summarizer,
 };
-use crate::stages::transcribe::{TranscribeError, TranscribeOptions, WhisperModel};
+use crate::stages::transcribe::{TranscribeError, TranscribeOptions};
 
-/// Artifact names, in the order the stages make them.
-pub const TRANSCRIPT: &str = "transcript.json";
-/// The minutes model.
-pub const MINUTES_JSON: &str = "minutes.json";
-/// The rendered minutes.
-pub const MINUTES_PDF: &str = "minutes.pdf";
+/// The transcript artifact whose presence marks the transcription step complete.
+const TRANSCRIPT: &str = "transcript.json";
 
 /// Everything a job needs, shared by all jobs of the process.
 pub struct Tools {
@@ -45,9 +43,12 @@ pub struct Tools {
     /// The object store.
     pub storage: Storage,
     /// The loaded Whisper model.
-    pub model: Arc<WhisperModel>,
+    /// The Whisper models: the configured one and any a job asks for.
+    pub models: Arc<Models>,
     /// The provider used when a job does not name one.
     pub summarizer: Arc<dyn Summarizer>,
+    /// The OpenAI-compatible provider, for jobs that ask for `openai`.
+    pub openai: Arc<dyn Summarizer>,
     /// Where emails go.
     pub outbox: Outbox,
     /// Counters for /metrics.
@@ -246,7 +247,15 @@ async fn transcribe(
     check_stop(stop)?;
 
     let started = Instant::now();
-    let model = Arc::clone(&tools.model);
+    let model = match job.options.get("model").and_then(|m| m.as_str()) {
+        Some(dir) => {
+            let (dir, models) = (PathBuf::from(dir), Arc::clone(&tools.models));
+            blocking("model", move || models.get(&dir))
+                .await?
+                .map_err(|e| JobError::Permanent(format!("model_unavailable: {e}")))?
+        }
+        None => tools.models.default_model(),
+    };
     let mut options = tools.options.transcribe.clone();
     if let Some(language) = job.language.clone().filter(|l| !l.is_empty()) {
         options.language = Some(language);
@@ -328,6 +337,7 @@ async fn summarize(
     let wanted = job.options.get("summarizer").and_then(|v| v.as_str());
     let summary = match wanted {
         Some("extractive") => summarize_or_fall_back(&Extractive, &transcript).await,
+        Some("openai") => summarize_or_fall_back(tools.openai.as_ref(), &transcript).await,
         _ => summarize_or_fall_back(tools.summarizer.as_ref(), &transcript).await,
     };
     let minutes = assemble(&meeting_info(job), &transcript, summary.content, summary.info);
@@ -392,6 +402,10 @@ async fn notify(
     let Some(to) = job.notify_email.as_deref().filter(|to| !to.is_empty()) else {
         return Ok(());
     };
+    // Reprocessing sends no new email unless asked to.
+    if job.options.get("notify").and_then(|n| n.as_bool()) == Some(false) {
+        return Ok(());
+    }
     let started = Instant::now();
     let intent = tools
         .repo

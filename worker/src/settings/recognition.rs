@@ -69,17 +69,22 @@ impl RecognitionArgs {
 
     /// Loads the model with the thread and lane counts asked for.
     pub fn load_model(&self) -> Result<WhisperModel, TranscribeError> {
+        WhisperModel::load(&self.model_options())
+    }
+
+    /// How models are loaded: the directory, precision, threads and lanes asked for.
+    pub fn model_options(&self) -> ModelOptions {
         let threads = if self.threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             self.threads
         };
-        WhisperModel::load(&ModelOptions {
+        ModelOptions {
             model_dir: self.model.clone(),
             precision: self.compute_type,
             threads,
             lanes: if self.lanes == 0 { threads.min(4) } else { self.lanes },
-        })
+        }
     }
 
     /// Options of one transcription.

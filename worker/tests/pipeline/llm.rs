@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 
-fn llm_url() -> String {
+pub(super) fn llm_url() -> String {
     std::env::var("MINUTES_TEST_LLM_URL")
         .expect("MINUTES_TEST_LLM_URL: run the tests with the README's test command (scripts/test)")
 }

@@ -24,13 +24,13 @@ use super::*;
 /// Heartbeat of the test workers: a lease lapses after 3 missed beats (6 s).
 const HEARTBEAT_SECS: &str = "2";
 
-struct Service {
-    base: String,
+pub(super) struct Service {
+    pub(super) base: String,
     http: reqwest::Client,
-    repo: JobRepo,
+    pub(super) repo: JobRepo,
     service: ServiceSettings,
     db: Option<TestDatabase>,
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     workers: Vec<Worker>,
     stop_api: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -49,13 +49,13 @@ impl Worker {
     }
 }
 
-enum Store {
+pub(super) enum Store {
     Local,
     S3,
 }
 
 impl Service {
-    async fn start(store: Store) -> Service {
+    pub(super) async fn start(store: Store) -> Service {
         let db = TestDatabase::create().await.expect("Postgres (started by scripts/test)");
         let dir = tempdir();
         let env =
@@ -105,7 +105,7 @@ impl Service {
     }
 
     /// Starts a worker process with `extra` settings; returns once it is ready.
-    fn spawn_worker(&mut self, extra: &[(&str, &str)]) -> usize {
+    pub(super) fn spawn_worker(&mut self, extra: &[(&str, &str)]) -> usize {
         let index = self.workers.len();
         let name = format!("test-worker-{index}-{}", &Uuid::new_v4().simple().to_string()[..6]);
         let log = self.dir.join(format!("{name}.log"));
@@ -195,7 +195,7 @@ impl Service {
         job["id"].as_str().unwrap().parse().unwrap()
     }
 
-    async fn job(&self, id: Uuid) -> Job {
+    pub(super) async fn job(&self, id: Uuid) -> Job {
         self.repo.get(id).await.unwrap().expect("the job exists")
     }
 
@@ -219,6 +219,25 @@ impl Service {
         }
     }
 
+    /// Every file under the local store's folder, relative to it.
+    pub(super) fn stored_files(&self) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else if let Ok(relative) = path.strip_prefix(root) {
+                    out.push(relative.display().to_string());
+                }
+            }
+        }
+        let root = self.dir.join("store");
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+
     /// Waits until the running job is at `stage`.
     async fn wait_stage(&self, id: Uuid, stage: &str) {
         let started = Instant::now();
@@ -233,15 +252,15 @@ impl Service {
         }
     }
 
-    fn logs(&self) -> String {
+    pub(super) fn logs(&self) -> String {
         self.workers.iter().map(|w| format!("--- {}\n{}", w.name, w.log())).collect()
     }
 
-    async fn download(&self, id: Uuid, file: &str) -> reqwest::Response {
+    pub(super) async fn download(&self, id: Uuid, file: &str) -> reqwest::Response {
         self.http.get(format!("{}/api/v1/jobs/{id}/files/{file}", self.base)).send().await.unwrap()
     }
 
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         for worker in &mut self.workers {
             let _ = worker.child.kill();
             let _ = worker.child.wait();

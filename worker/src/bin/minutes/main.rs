@@ -1,8 +1,13 @@
 //! `minutes`: the command line. This file parses arguments and reports errors; each
 //! subcommand lives in its own module.
 
+mod client;
+mod follow;
+mod jobs;
 mod process;
 mod progress;
+mod reprocess;
+mod submit;
 mod transcribe;
 mod wer;
 
@@ -26,6 +31,16 @@ enum Command {
     Transcribe(transcribe::Args),
     /// Word error rate of a transcript against a reference text.
     Wer(wer::Args),
+    /// Upload recordings (files or folders) to the service.
+    Submit(Box<submit::Args>),
+    /// List, show or watch the service's jobs.
+    Jobs(jobs::Args),
+    /// Run chosen jobs again from a stage, with new options.
+    Reprocess(Box<reprocess::Args>),
+    /// Queue failed or cancelled jobs again.
+    Retry(jobs::IdsArgs),
+    /// Stop queued or running jobs.
+    Cancel(jobs::IdsArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +50,11 @@ fn main() -> ExitCode {
         Command::Process(args) => process::run(*args),
         Command::Transcribe(args) => transcribe::run(args),
         Command::Wer(args) => wer::run(args),
+        Command::Submit(args) => submit::run(*args),
+        Command::Jobs(args) => jobs::run(args),
+        Command::Reprocess(args) => reprocess::run(*args),
+        Command::Retry(args) => jobs::act(args, "retry"),
+        Command::Cancel(args) => jobs::act(args, "cancel"),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

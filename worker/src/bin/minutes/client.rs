@@ -1,0 +1,264 @@
+//! The HTTP client of the service commands (`submit`, `jobs`, `reprocess`, `retry`,
+//! `cancel`): where the API is, the token, and one method per route used.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where the API is; the token comes from the environment so it stays out of process lists.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Base URL of the minutes API.
+    #[arg(long, env = "MINUTES_API_URL", default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// API token (sent as `Authorization: Bearer`); set MINUTES_API_TOKEN.
+    #[arg(long, env = "MINUTES_API_TOKEN", hide_env_values = true, hide = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// A job as the API shows it (the fields the commands use).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct JobInfo {
+    pub id: String,
+    pub state: String,
+    pub stage: String,
+    pub percent: f64,
+    pub message: String,
+    pub failure_reason: Option<String>,
+    pub attempts: i64,
+    pub filename: String,
+    pub title: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl JobInfo {
+    /// Whether nothing more will happen to it by itself.
+    pub fn is_final(&self) -> bool {
+        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
+    }
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Selector {
+    /// Only jobs in this state (queued, running, done, failed, cancelled).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only jobs created on or after this date (2026-11-01) or time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only jobs created before this date or time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only jobs whose file name matches this glob ("*.m4a", "weekly*").
+    #[arg(long)]
+    pub filename: Option<String>,
+    /// At most this many jobs.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+/// Talks to the API.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for `args`.
+    pub fn new(args: &ApiArgs) -> anyhow::Result<Self> {
+        let base = args.api.trim_end_matches('/').to_string();
+        url::Url::parse(&base).with_context(|| format!("--api {base:?} is not a URL"))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot make an HTTP client")?;
+        Ok(Client { base, token: args.token.clone().filter(|t| !t.is_empty()), http })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response =
+            request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["message"].as_str().unwrap_or("no details");
+            bail!("{} ({status})", message);
+        }
+        Ok(body)
+    }
+
+    /// One job.
+    pub async fn job(&self, id: &str) -> anyhow::Result<JobInfo> {
+        let body =
+            self.send(self.request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"))).await?;
+        Ok(serde_json::from_value(body)?)
+    }
+
+    /// Jobs matching `selector`, newest first, every page up to its limit.
+    pub async fn list(&self, selector: &Selector) -> anyhow::Result<Vec<JobInfo>> {
+        let mut jobs = Vec::new();
+        let mut cursor: Option<String> = None;
+        while jobs.len() < selector.limit {
+            let page = (selector.limit - jobs.len()).min(500);
+            let mut query: Vec<(&str, String)> = vec![("limit", page.to_string())];
+            for (name, value) in [
+                ("state", &selector.state),
+                ("since", &selector.since),
+                ("until", &selector.until),
+                ("filename", &selector.filename),
+                ("cursor", &cursor),
+            ] {
+                if let Some(value) = value {
+                    query.push((name, value.clone()));
+                }
+            }
+            let mut url = url::Url::parse(&format!("{}/api/v1/jobs", self.base))?;
+            url.query_pairs_mut().extend_pairs(&query);
+            let path = format!("/api/v1/jobs?{}", url.query().unwrap_or(""));
+            let body = self.send(self.request(reqwest::Method::GET, &path)).await?;
+            let batch: Vec<JobInfo> = serde_json::from_value(body["jobs"].clone())?;
+            jobs.extend(batch);
+            match body["next"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Uploads `path`; `progress` hears the bytes sent so far.
+    pub async fn submit(
+        &self,
+        path: &Path,
+        fields: &[(&str, String)],
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> anyhow::Result<JobInfo> {
+        let size = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?.len();
+        let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let chunks = futures_util::stream::unfold(
+            (file, sent, progress),
+            |(mut file, sent, progress)| async move {
+                use std::io::Read as _;
+                let mut buffer = vec![0u8; 256 * 1024];
+                match file.read(&mut buffer) {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buffer.truncate(n);
+                        let total = sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed)
+                            + n as u64;
+                        progress(total);
+                        Some((Ok::<_, std::io::Error>(buffer), (file, sent, progress)))
+                    }
+                    Err(error) => Some((Err(error), (file, sent, progress))),
+                }
+            },
+        );
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let part =
+            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(chunks), size)
+                .file_name(name);
+        let mut form = reqwest::multipart::Form::new().part("file", part);
+        for (field, value) in fields {
+            form = form.text(field.to_string(), value.clone());
+        }
+        let body =
+            self.send(self.request(reqwest::Method::POST, "/api/v1/jobs").multipart(form)).await?;
+        Ok(serde_json::from_value(body)?)
+    }
+
+    /// `POST /api/v1/jobs/{id}/{action}` with an optional JSON body.
+    pub async fn action(
+        &self,
+        id: &str,
+        action: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<JobInfo> {
+        let mut request =
+            self.request(reqwest::Method::POST, &format!("/api/v1/jobs/{id}/{action}"));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Ok(serde_json::from_value(self.send(request).await?)?)
+    }
+
+    /// Calls `on_event` with each `progress` event's data until the stream ends.
+    pub async fn watch(&self, id: &str, mut on_event: impl FnMut(&Value)) -> anyhow::Result<()> {
+        let response = self
+            .request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/events"))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            bail!("{} ({status})", body["message"].as_str().unwrap_or("no details"));
+        }
+        let mut stream = response.bytes_stream();
+        let mut pending = String::new();
+        while let Some(chunk) = stream.next().await {
+            pending.push_str(&String::from_utf8_lossy(&chunk.context("the event stream broke")?));
+            while let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    if let Ok(value) = serde_json::from_str::<Value>(data) {
+                        on_event(&value);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `1:02:05` / `3:07` from seconds.
+pub fn clock(seconds: f64) -> String {
+    let total = seconds.max(0.0) as u64;
+    match (total / 3600, total % 3600 / 60, total % 60) {
+        (0, m, s) => format!("{m}:{s:02}"),
+        (h, m, s) => format!("{h}:{m:02}:{s:02}"),
+    }
+}
+
+/// Jobs as an aligned table.
+pub fn table(jobs: &[JobInfo]) -> String {
+    let mut out = format!(
+        "{:<36}  {:<9}  {:<10}  {:>5}  {:>8}  {:<19}  {}\n",
+        "ID", "STATE", "STAGE", "%", "LENGTH", "CREATED", "FILE"
+    );
+    for job in jobs {
+        let created: String = job.created_at.replace('T', " ").chars().take(19).collect();
+        out.push_str(&format!(
+            "{:<36}  {:<9}  {:<10}  {:>5.0}  {:>8}  {:<19}  {}{}\n",
+            job.id,
+            job.state,
+            job.stage,
+            job.percent,
+            job.duration_seconds.map(clock).unwrap_or_else(|| "-".into()),
+            created,
+            job.filename,
+            job.failure_reason.as_ref().map(|r| format!("  ({r})")).unwrap_or_default(),
+        ));
+    }
+    out
+}

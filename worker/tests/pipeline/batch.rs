@@ -1,0 +1,208 @@
+//! The batch commands (`minutes submit`, `jobs`, `reprocess`) against the real service:
+//! the API in this process, worker processes, Postgres, Redis, a local store, the SMTP
+//! server and the OpenAI-compatible LLM server.
+
+use minutes_shared::jobs::JobState;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::service::{Service, Store};
+use super::*;
+
+/// Runs `minutes ARGS` against the service's API.
+fn cli(service: &Service, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_minutes"))
+        .args(args)
+        .env("MINUTES_API_URL", &service.base)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run minutes")
+}
+
+fn json_of(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json output does not parse ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+async fn counts(service: &Service) -> (i64, i64, i64, usize) {
+    let pool = service.repo.pool();
+    let count = |table: &str| format!("SELECT count(*) FROM {table}");
+    let jobs: i64 = sqlx::query_scalar(&count("jobs")).fetch_one(pool).await.unwrap();
+    let events: i64 = sqlx::query_scalar(&count("job_events")).fetch_one(pool).await.unwrap();
+    let intents: i64 = sqlx::query_scalar(&count("email_intents")).fetch_one(pool).await.unwrap();
+    (jobs, events, intents, service.stored_files().len())
+}
+
+async fn download(service: &Service, id: &str, file: &str) -> Vec<u8> {
+    let response = service.download(id.parse().unwrap(), file).await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK, "{id} {file}");
+    response.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost_upload() {
+    let mut service = Service::start(Store::Local).await;
+    let llm = llm::llm_url();
+    let worker_env = [
+        ("MINUTES_LLM_URL", llm.as_str()),
+        ("MINUTES_LLM_MODEL", "SmolLM2-135M-Instruct"),
+        ("MINUTES_LLM_CONTEXT_TOKENS", "2048"),
+        ("MINUTES_LLM_MAX_OUTPUT_TOKENS", "512"),
+        ("MINUTES_LLM_TIMEOUT_SECS", "600"),
+    ];
+    service.spawn_worker(&worker_env);
+    service.spawn_worker(&worker_env);
+
+    // A folder of 10 recordings in subfolders, and a text file the exclude glob skips.
+    let folder = tempdir();
+    let formats = fixture("formats");
+    let mut names: Vec<String> = std::fs::read_dir(&formats)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("hello_") && !n.contains("96k") && !n.contains("6ch"))
+        .collect();
+    names.sort();
+    names.truncate(10);
+    assert_eq!(names.len(), 10);
+    for (i, name) in names.iter().enumerate() {
+        let sub = folder.join(if i % 2 == 0 { "monday" } else { "tuesday" });
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::copy(formats.join(name), sub.join(name)).unwrap();
+    }
+    std::fs::copy(formats.join("hello.txt"), folder.join("notes.txt")).unwrap();
+    let to = mail::recipient("batch");
+    let submitted = cli(
+        &service,
+        &[
+            "submit",
+            folder.to_str().unwrap(),
+            "--exclude",
+            "*.txt",
+            "--email",
+            &to,
+            "--wait",
+            "--json",
+        ],
+    );
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    let jobs = json_of(&submitted);
+    let jobs = jobs.as_array().expect("a list");
+    assert_eq!(jobs.len(), 10);
+    assert!(jobs.iter().all(|j| j["state"] == "done"), "{jobs:?}\n{}", service.logs());
+    let ids: Vec<String> = jobs.iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(mail::received(&to).len(), 10, "one email per job");
+
+    let listed = json_of(&cli(&service, &["jobs", "list", "--state", "done", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 10);
+    let shown = json_of(&cli(&service, &["jobs", "show", &ids[0], "--json"]));
+    assert_eq!(shown["id"], ids[0].as_str());
+
+    // --dry-run changes nothing.
+    let before = counts(&service).await;
+    let dry = cli(
+        &service,
+        &[
+            "reprocess",
+            "--state",
+            "done",
+            "--from",
+            "summarize",
+            "--summarizer",
+            "openai",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    assert_eq!(json_of(&dry)["jobs"].as_array().unwrap().len(), 10);
+    assert_eq!(counts(&service).await, before, "rows and objects unchanged by a dry run");
+
+    // Every done job again from summarize with the other provider.
+    let mut transcripts = Vec::new();
+    let mut minutes_before = Vec::new();
+    for id in &ids {
+        transcripts.push(Sha256::digest(download(&service, id, "transcript.json").await));
+        minutes_before.push(download(&service, id, "minutes.json").await);
+    }
+    let again = cli(
+        &service,
+        &[
+            "reprocess",
+            "--state",
+            "done",
+            "--from",
+            "summarize",
+            "--summarizer",
+            "openai",
+            "--yes",
+            "--json",
+        ],
+    );
+    assert!(
+        again.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&again.stderr),
+        service.logs()
+    );
+    let again = json_of(&again);
+    assert_eq!(again.as_array().unwrap().len(), 10);
+    for (i, id) in ids.iter().enumerate() {
+        let job = service.job(id.parse().unwrap()).await;
+        assert_eq!(job.state, JobState::Done);
+        assert_eq!(
+            Sha256::digest(download(&service, id, "transcript.json").await),
+            transcripts[i],
+            "the transcript is reused"
+        );
+        let minutes: Value =
+            serde_json::from_slice(&download(&service, id, "minutes.json").await).unwrap();
+        let summarizer = &minutes["summarizer"];
+        assert!(
+            summarizer["provider"] == "openai"
+                || summarizer["fallback_reason"].as_str().is_some_and(|r| r.starts_with("openai")),
+            "the openai provider wrote (or was tried for) the new minutes: {summarizer}"
+        );
+        assert_ne!(
+            download(&service, id, "minutes.json").await,
+            minutes_before[i],
+            "minutes regenerated"
+        );
+        assert!(download(&service, id, "minutes.pdf").await.starts_with(b"%PDF-"));
+        let events = service.repo.events(job.id, 0).await.unwrap();
+        let logged =
+            events.iter().find(|e| e.stage == "reprocess").expect("recorded in the event log");
+        assert!(logged.message.contains("openai"), "{}", logged.message);
+    }
+    assert_eq!(mail::received(&to).len(), 10, "no new email");
+
+    // A job whose upload is gone fails alone, with a clear reason; the exit status says so.
+    std::fs::remove_file(service.dir.join(format!("store/jobs/{}/upload", ids[0]))).unwrap();
+    let lost = cli(
+        &service,
+        &["reprocess", "--id", &ids[0], "--id", &ids[1], "--from", "transcribe", "--json"],
+    );
+    assert!(!lost.status.success(), "a failed job makes the exit status non-zero");
+    let lost_jobs = json_of(&lost);
+    let state_of = |id: &str| {
+        lost_jobs.as_array().unwrap().iter().find(|j| j["id"] == id).unwrap()["state"].clone()
+    };
+    assert_eq!(state_of(&ids[0]), "failed");
+    assert_eq!(state_of(&ids[1]), "done");
+    let failed = service.job(ids[0].parse().unwrap()).await;
+    assert!(
+        failed.failure_reason.unwrap_or_default().starts_with("upload_missing"),
+        "clear reason"
+    );
+
+    // Selecting nothing is not an error, but says so.
+    let none =
+        cli(&service, &["reprocess", "--filename", "nothing-like-this*", "--from", "render"]);
+    assert!(none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no jobs match"));
+    service.stop().await;
+}
