@@ -199,6 +199,20 @@ async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost
         "clear reason"
     );
 
+    // The follow-ups a person would try: watch a finished job, cancel one that cannot be,
+    // retry the failed one (it fails again, the upload is still gone).
+    let watched = cli(&service, &["jobs", "watch", &ids[1]]);
+    assert!(watched.status.success(), "{}", String::from_utf8_lossy(&watched.stderr));
+    assert!(String::from_utf8_lossy(&watched.stdout).contains("transcribe"));
+    let cancel = cli(&service, &["cancel", &ids[1]]);
+    assert!(!cancel.status.success());
+    assert!(String::from_utf8_lossy(&cancel.stderr).contains("already done"));
+    let retried = cli(&service, &["retry", &ids[0], "--json"]);
+    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
+    assert_eq!(json_of(&retried)[0]["state"], "queued");
+    let again = service.wait_final(ids[0].parse().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(again.state, JobState::Failed);
+
     // Selecting nothing is not an error, but says so.
     let none =
         cli(&service, &["reprocess", "--filename", "nothing-like-this*", "--from", "render"]);

@@ -200,7 +200,7 @@ impl Service {
     }
 
     /// Waits until the job reaches a final state.
-    async fn wait_final(&self, id: Uuid, limit: Duration) -> Job {
+    pub(super) async fn wait_final(&self, id: Uuid, limit: Duration) -> Job {
         let started = Instant::now();
         loop {
             let job = self.job(id).await;

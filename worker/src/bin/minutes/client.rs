@@ -13,13 +13,13 @@ use serde_json::Value;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
     /// Base URL of the minutes API.
-    #[arg(long, env = "MINUTES_API_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "MINUTES_API_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub api: String,
     /// API token (sent as `Authorization: Bearer`); set MINUTES_API_TOKEN.
     #[arg(long, env = "MINUTES_API_TOKEN", hide_env_values = true, hide = true)]
     pub token: Option<String>,
     /// Print JSON instead of tables (for scripts).
-    #[arg(long, global = true)]
+    #[arg(long, env = "MINUTES_JSON", global = true)]
     pub json: bool,
 }
 
@@ -52,19 +52,19 @@ impl JobInfo {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Selector {
     /// Only jobs in this state (queued, running, done, failed, cancelled).
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_SELECT_STATE")]
     pub state: Option<String>,
     /// Only jobs created on or after this date (2026-11-01) or time (RFC 3339).
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_SELECT_SINCE")]
     pub since: Option<String>,
     /// Only jobs created before this date or time.
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_SELECT_UNTIL")]
     pub until: Option<String>,
     /// Only jobs whose file name matches this glob ("*.m4a", "weekly*").
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_SELECT_FILENAME")]
     pub filename: Option<String>,
     /// At most this many jobs.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, env = "MINUTES_SELECT_LIMIT", default_value_t = 1000)]
     pub limit: usize,
 }
 

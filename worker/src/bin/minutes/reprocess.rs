@@ -50,42 +50,42 @@ impl From {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Jobs by id (instead of, or on top of, the selectors).
-    #[arg(long = "id", value_name = "ID")]
+    #[arg(long = "id", value_name = "ID", env = "MINUTES_REPROCESS_IDS", value_delimiter = ',')]
     ids: Vec<String>,
     #[command(flatten)]
     selector: Selector,
     /// The first stage to run again; earlier results are reused, later ones replaced.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "MINUTES_REPROCESS_FROM")]
     from: From,
     /// A Whisper model directory on the workers (e.g. a bigger model).
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_REPROCESS_MODEL")]
     model: Option<String>,
     /// Spoken language (ISO 639-1).
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_REPROCESS_LANGUAGE")]
     language: Option<String>,
     /// extractive or openai.
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_REPROCESS_SUMMARIZER")]
     summarizer: Option<String>,
     /// A new meeting title.
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_REPROCESS_TITLE")]
     title: Option<String>,
     /// Send the minutes email again.
-    #[arg(long, overrides_with = "no_notify")]
+    #[arg(long, env = "MINUTES_REPROCESS_NOTIFY", overrides_with = "no_notify")]
     notify: bool,
     /// Send no new email (the default).
     #[arg(long)]
     no_notify: bool,
     /// Show the jobs that match and what would run; change nothing.
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_REPROCESS_DRY_RUN")]
     dry_run: bool,
     /// Do not ask, however many jobs match.
-    #[arg(long, short)]
+    #[arg(long, short, env = "MINUTES_REPROCESS_YES")]
     yes: bool,
     /// Ask before reprocessing more jobs than this.
     #[arg(long, env = "MINUTES_CONFIRM_ABOVE", default_value_t = 20)]
     confirm_above: usize,
     /// Queue the jobs and return without following them.
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_REPROCESS_DETACH")]
     detach: bool,
     #[command(flatten)]
     api: ApiArgs,

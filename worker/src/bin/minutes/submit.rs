@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, env = "MINUTES_SUMMARIZER")]
     summarizer: Option<String>,
     /// Follow the jobs until they end; the exit status says whether any failed.
-    #[arg(long)]
+    #[arg(long, env = "MINUTES_SUBMIT_WAIT")]
     wait: bool,
     #[command(flatten)]
     api: ApiArgs,
