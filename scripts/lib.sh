@@ -163,6 +163,24 @@ ensure_redis() {
     xargs -r -n 500 redis-cli -u "$MINUTES_TEST_REDIS_URL" del >/dev/null
 }
 
+# ensure_browser installs what the browser test needs: Debian's Chromium, Node.js with npm,
+# and playwright-core (pinned) from npm into $MINUTES_CACHE_DIR/node; exports
+# MINUTES_NODE_MODULES for the test. No browser is downloaded: playwright drives
+# /usr/bin/chromium.
+PLAYWRIGHT_VERSION=1.56.1
+ensure_browser() {
+  need "test -x /usr/bin/chromium" chromium
+  need "command -v node && command -v npm" nodejs npm
+  local dir="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/node"
+  if [ ! -f "$dir/node_modules/playwright-core/package.json" ] ||
+    ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$dir/node_modules/playwright-core/package.json"; then
+    log "installing playwright-core $PLAYWRIGHT_VERSION (npm) into $dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --silent --no-audit --no-fund "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
+  fi
+  export MINUTES_NODE_MODULES="$dir/node_modules"
+}
+
 # start_test_servers starts the SMTP server, the LLM server and the S3 server on loopback
 # ports, waits until they listen, exports their addresses for the tests (MINUTES_TEST_*), and stops them
 # when the calling script exits.

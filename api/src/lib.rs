@@ -9,7 +9,8 @@
 //! [`jobs`] (list, show, retry, cancel, delete), [`events`] (Server-Sent Events fed by
 //! Postgres `LISTEN`), [`downloads`] (artifacts), [`health`] (`/healthz`, `/readyz`,
 //! `/metrics`), [`openapi`] (the document generated from the handlers), [`error`] (JSON
-//! errors), [`sniff`] and [`filename`] (what uploads are checked and cleaned with).
+//! errors), [`sniff`] and [`filename`] (what uploads are checked and cleaned with), and
+//! [`web`] (the pages people use: upload, job, recent jobs).
 
 pub mod downloads;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod openapi;
 pub mod settings;
 pub mod sniff;
 pub mod upload;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -158,16 +160,19 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/", get(web::upload_page))
+        .route("/jobs", get(web::jobs_page))
+        .route("/jobs/{id}", get(web::job_page))
+        .route("/jobs/{id}/retry", post(web::retry_form))
+        .route("/static/app.css", get(web::stylesheet))
+        .route("/static/app.js", get(web::script))
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
     // The upload route counts bytes itself against the maximum upload size.
     let upload = Router::new()
         .route("/api/v1/jobs", post(upload::create))
+        .route("/upload", post(web::upload_form))
         .layer(DefaultBodyLimit::disable());
-    api.merge(upload).fallback(not_found).with_state(state)
-}
-
-async fn not_found() -> error::ApiError {
-    error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route")
+    api.merge(upload).fallback(web::not_found).with_state(state)
 }
 
 /// Pushes jobs Postgres says should be on the queue, and deletes uploads whose API died

@@ -101,7 +101,7 @@ pub async fn create(
     }
 }
 
-async fn accept(
+pub(crate) async fn accept(
     state: &AppState,
     headers: &HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,

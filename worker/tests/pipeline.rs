@@ -31,6 +31,8 @@ mod llm;
 mod mail;
 #[path = "pipeline/service.rs"]
 mod service;
+#[path = "pipeline/web.rs"]
+mod web;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -1,0 +1,387 @@
+//! The web pages, rendered on the server with a small plain script (`assets/app.js`) for
+//! the upload progress bar and live job progress; no build step. Everything works without
+//! the script except the live parts: the form posts to `/upload`, downloads are links.
+//!
+//! - `/`: upload a recording (drag and drop or picker), title, email, language.
+//! - `/jobs/{id}`: the stage timeline, percent, elapsed time and estimate, the failure
+//!   reason with a Retry button, or the downloads and the minutes' summary, decisions and
+//!   action items.
+//! - `/jobs`: recent jobs.
+
+mod html;
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use minutes_shared::jobs::{Job, JobFilter, JobState};
+use minutes_shared::storage::artifact_key;
+use minutes_shared::subtitles::clock as stamp;
+use minutes_shared::Minutes;
+
+use crate::downloads::FILES;
+use crate::error::ApiError;
+use crate::jobs::parse_id;
+use crate::sniff::SUPPORTED;
+use crate::AppState;
+use html::{clock, escape, page, size};
+
+/// File name endings the upload page accepts before sending (the server checks the bytes).
+const EXTENSIONS: &str = ".wav,.flac,.ogg,.oga,.opus,.mp3,.aac,.m4a,.mp4,.mov,.m4v,.webm,.mkv,.mka";
+
+/// The timeline, in order: (stage name in the job, label on the page).
+const TIMELINE: [(&str, &str); 6] = [
+    ("upload", "Upload"),
+    ("decode", "Decode"),
+    ("transcribe", "Transcribe"),
+    ("summarize", "Summarize"),
+    ("render", "PDF"),
+    ("notify", "Email"),
+];
+
+/// Languages offered on the upload page (ISO 639-1 code, name).
+const LANGUAGES: [(&str, &str); 10] = [
+    ("en", "English"),
+    ("de", "German"),
+    ("fr", "French"),
+    ("es", "Spanish"),
+    ("it", "Italian"),
+    ("nl", "Dutch"),
+    ("pt", "Portuguese"),
+    ("pl", "Polish"),
+    ("sv", "Swedish"),
+    ("ja", "Japanese"),
+];
+
+/// `GET /`: the upload page.
+pub async fn upload_page(State(state): State<AppState>) -> Html<String> {
+    let max = state.settings.max_upload_bytes;
+    let languages: String = LANGUAGES
+        .iter()
+        .map(|(code, name)| format!(r#"<option value="{code}">{name}</option>"#))
+        .collect();
+    let body = format!(
+        r#"<h1>Make minutes from a recording</h1>
+<p class="lead">Upload a meeting recording (audio or video). You get PDF minutes with a summary, decisions and action items, and the full transcript.</p>
+<form id="upload" class="card" action="/upload" method="post" enctype="multipart/form-data" data-max-bytes="{max}" data-extensions="{EXTENSIONS}">
+  <div id="drop" class="drop">
+    <label for="file">Recording</label>
+    <input type="file" id="file" name="file" required accept="audio/*,video/*,{EXTENSIONS}" aria-describedby="file-help">
+    <p id="file-help" class="help">Drop a file here or choose one. {SUPPORTED}; up to {max_text}.</p>
+  </div>
+  <label for="title">Title <span class="optional">(optional)</span></label>
+  <input type="text" id="title" name="title" maxlength="300" autocomplete="off">
+  <label for="email">Email the minutes to <span class="optional">(optional)</span></label>
+  <input type="email" id="email" name="email" autocomplete="email">
+  <label for="language">Spoken language</label>
+  <select id="language" name="language"><option value="">Detect automatically</option>{languages}</select>
+  <button type="submit" id="submit">Upload and make minutes</button>
+  <div id="progress" class="progress" hidden>
+    <label for="upload-bar">Uploading</label>
+    <progress id="upload-bar" max="100" value="0"></progress>
+    <span id="upload-text" aria-live="polite"></span>
+    <button type="button" id="cancel" class="secondary">Cancel upload</button>
+  </div>
+  <p id="error" class="error" role="alert"></p>
+</form>"#,
+        max_text = size(i64::try_from(max).unwrap_or(i64::MAX)),
+    );
+    Html(page("Upload", &body))
+}
+
+/// `POST /upload`: the form without the script; answers with the job page.
+pub async fn upload_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    match crate::upload::accept(&state, &headers, multipart).await {
+        Ok((job, _)) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
+        Err(error) => error_page(error),
+    }
+}
+
+fn error_page(error: ApiError) -> Response {
+    let body = format!(
+        r#"<h1>That did not work</h1><p class="error" role="alert">{}</p><p><a href="/">Back to the upload page</a></p>"#,
+        escape(&error.message)
+    );
+    (error.status, Html(page("Error", &body))).into_response()
+}
+
+/// The failure reason in plain words: the code names the kind, the rest says why.
+fn plain_reason(reason: &str) -> String {
+    let (code, detail) = reason.split_once(": ").unwrap_or(("", reason));
+    let kind = match code {
+        "not_media" | "no_audio_track" | "unsupported_codec" | "empty" | "corrupt"
+        | "invalid_media" | "decoder_failure" => "This file could not be read as a recording.",
+        "truncated" => "The recording is incomplete: the file was cut short.",
+        "too_long" => "The recording is longer than this server accepts.",
+        "upload_missing" => "The uploaded file is no longer stored.",
+        "worker_lost" => "Processing stopped several times on this file.",
+        "unsupported_language" => "The speech model does not know this language.",
+        _ => "The minutes could not be made.",
+    };
+    let mut detail = detail.to_string();
+    if let Some(first) = detail.get(..1) {
+        detail = first.to_uppercase() + &detail[1..];
+    }
+    format!("{kind} {detail}.").replace("..", ".")
+}
+
+fn stage_index(stage: &str) -> usize {
+    TIMELINE.iter().position(|(name, _)| *name == stage).unwrap_or(0)
+}
+
+fn timeline(job: &Job) -> String {
+    let current = stage_index(&job.stage);
+    TIMELINE
+        .iter()
+        .enumerate()
+        .map(|(i, (name, label))| {
+            let class = match job.state {
+                JobState::Done => "done",
+                JobState::Queued if i == 0 => "done",
+                JobState::Queued => "pending",
+                _ if i < current => "done",
+                _ if i == current => "current",
+                _ => "pending",
+            };
+            let aria = if class == "current" { r#" aria-current="step""# } else { "" };
+            format!(r#"<li data-stage="{name}" class="{class}"{aria}>{label}</li>"#)
+        })
+        .collect()
+}
+
+fn state_words(job: &Job) -> &'static str {
+    match job.state {
+        JobState::Queued => "Waiting for a worker",
+        JobState::Running => "Working",
+        JobState::Done => "Done",
+        JobState::Failed => "Failed",
+        JobState::Cancelled => "Cancelled",
+    }
+}
+
+async fn minutes_of(state: &AppState, job: &Job) -> Option<Minutes> {
+    job.artifacts.get("minutes.json")?;
+    let bytes = state.storage.get(&artifact_key(job.id, "minutes.json")).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn minutes_html(minutes: &Minutes) -> String {
+    let points = |items: &[minutes_shared::Point]| -> String {
+        items
+            .iter()
+            .map(|p| {
+                format!(r#"<li><span class="at">[{}]</span> {}</li>"#, stamp(p.at), escape(&p.text))
+            })
+            .collect()
+    };
+    let mut out = format!(
+        r#"<section aria-labelledby="summary-h"><h2 id="summary-h">Summary</h2><p id="summary">{}</p></section>"#,
+        escape(&minutes.summary)
+    );
+    if !minutes.decisions.is_empty() {
+        out += &format!(
+            r#"<section aria-labelledby="decisions-h"><h2 id="decisions-h">Decisions</h2><ul id="decisions">{}</ul></section>"#,
+            points(&minutes.decisions)
+        );
+    }
+    if !minutes.action_items.is_empty() {
+        let rows: String = minutes
+            .action_items
+            .iter()
+            .map(|a| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"at\">{}</td></tr>",
+                    escape(a.owner.as_deref().unwrap_or("-")),
+                    escape(a.due.as_deref().unwrap_or("-")),
+                    escape(&a.text),
+                    stamp(a.at)
+                )
+            })
+            .collect();
+        out += &format!(
+            r#"<section aria-labelledby="actions-h"><h2 id="actions-h">Action items</h2><div class="scroll"><table id="actions"><thead><tr><th scope="col">Owner</th><th scope="col">Due</th><th scope="col">Item</th><th scope="col">Time</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#
+        );
+    }
+    out
+}
+
+/// `GET /jobs/{id}`: one job.
+pub async fn job_page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let job = match parse_id(&id) {
+        Ok(id) => state.repo.get(id).await,
+        Err(error) => return error_page(error),
+    };
+    let job = match job {
+        Ok(Some(job)) => job,
+        Ok(None) => return error_page(ApiError::job_not_found()),
+        Err(error) => return error_page(error.into()),
+    };
+    let title = job.title.clone().unwrap_or_else(|| job.original_filename.clone());
+    let started = job.started_at.unwrap_or(job.created_at);
+    let elapsed = (job.finished_at.unwrap_or_else(chrono::Utc::now) - started).num_milliseconds()
+        as f64
+        / 1000.0;
+    let mut body = format!(
+        r#"<h1>{title}</h1>
+<p class="meta">{file} · {size}{duration} · uploaded {created}</p>
+<section class="card" id="job" data-job="{id}" data-state="{state}" data-started="{started}" aria-labelledby="progress-h">
+  <h2 id="progress-h">Progress: <span id="state">{words}</span></h2>
+  <ol class="timeline" id="timeline">{timeline}</ol>
+  <label for="job-bar" class="visually-hidden">Percent done</label>
+  <progress id="job-bar" max="100" value="{percent:.0}"></progress> <span id="percent">{percent:.0}%</span>
+  <p id="status" aria-live="polite">{message}</p>
+  <p id="timing" class="help">{timing}</p>
+</section>"#,
+        title = escape(&title),
+        file = escape(&job.original_filename),
+        size = size(job.size_bytes),
+        duration = job.media_duration.map(|d| format!(" · {}", clock(d))).unwrap_or_default(),
+        created = job.created_at.format("%Y-%m-%d %H:%M UTC"),
+        id = job.id,
+        state = job.state,
+        started = started.to_rfc3339(),
+        words = state_words(&job),
+        timeline = timeline(&job),
+        percent = job.percent,
+        message = escape(&job.message),
+        timing = if job.state.is_final() {
+            format!("Took {}", clock(elapsed))
+        } else {
+            format!("Elapsed {}", clock(elapsed))
+        },
+    );
+    match job.state {
+        JobState::Failed | JobState::Cancelled => {
+            let reason = match (&job.failure_reason, job.state) {
+                (Some(reason), _) => plain_reason(reason),
+                (None, _) => "The job was cancelled.".to_string(),
+            };
+            body += &format!(
+                r#"<section class="card failure" aria-labelledby="failure-h"><h2 id="failure-h">Why it stopped</h2><p id="reason">{}</p>
+<form method="post" action="/jobs/{}/retry"><button type="submit" id="retry">Retry</button></form></section>"#,
+                escape(&reason),
+                job.id
+            );
+        }
+        JobState::Done => {
+            let links: String = FILES
+                .iter()
+                .filter(|f| job.artifacts.get(f.name).is_some())
+                .map(|f| {
+                    let label = match f.name {
+                        "minutes.pdf" => "Minutes (PDF)",
+                        "minutes.json" => "Minutes (JSON)",
+                        "transcript.txt" => "Transcript (text)",
+                        "transcript.srt" => "Subtitles (SRT)",
+                        "transcript.vtt" => "Subtitles (WebVTT)",
+                        _ => "Transcript (JSON)",
+                    };
+                    let class = if f.name == "minutes.pdf" { "button" } else { "button secondary" };
+                    format!(r#"<li><a class="{class}" href="/api/v1/jobs/{}/files/{}" download>{label}</a></li>"#, job.id, f.name)
+                })
+                .collect();
+            body += &format!(
+                r#"<section class="card" aria-labelledby="downloads-h"><h2 id="downloads-h">Downloads</h2><ul class="downloads" id="downloads">{links}</ul></section>"#
+            );
+            if let Some(minutes) = minutes_of(&state, &job).await {
+                body += &format!(r#"<div class="card minutes">{}</div>"#, minutes_html(&minutes));
+            }
+        }
+        JobState::Queued | JobState::Running => {}
+    }
+    Html(page(&title, &body)).into_response()
+}
+
+/// `POST /jobs/{id}/retry`: the Retry button.
+pub async fn retry_form(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(error) => return error_page(error),
+    };
+    match state.repo.retry(id).await {
+        Ok(true) => {
+            if state.queue.push(id).await.is_ok() {
+                let _ = state.repo.mark_enqueued(id).await;
+            }
+            Redirect::to(&format!("/jobs/{id}")).into_response()
+        }
+        Ok(false) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+        Err(error) => error_page(error.into()),
+    }
+}
+
+/// `GET /jobs`: recent jobs.
+pub async fn jobs_page(State(state): State<AppState>) -> Response {
+    let jobs = match state.repo.list(&JobFilter::default(), 50, None).await {
+        Ok(jobs) => jobs,
+        Err(error) => return error_page(error.into()),
+    };
+    let rows: String = jobs
+        .iter()
+        .map(|job| {
+            let title = job.title.clone().unwrap_or_else(|| job.original_filename.clone());
+            let pdf = if job.artifacts.get("minutes.pdf").is_some() {
+                format!(r#"<a href="/api/v1/jobs/{}/files/minutes.pdf" download>PDF</a>"#, job.id)
+            } else {
+                String::new()
+            };
+            format!(
+                r#"<tr><td><a href="/jobs/{id}">{title}</a></td><td class="state-{state}">{state}</td><td>{duration}</td><td>{created}</td><td>{pdf}</td></tr>"#,
+                id = job.id,
+                title = escape(&title),
+                state = job.state,
+                duration = job.media_duration.map(clock).unwrap_or_else(|| "-".into()),
+                created = job.created_at.format("%Y-%m-%d %H:%M"),
+            )
+        })
+        .collect();
+    let body = if jobs.is_empty() {
+        r#"<h1>Recent jobs</h1><p>No jobs yet. <a href="/">Upload a recording</a>.</p>"#.to_string()
+    } else {
+        format!(
+            r#"<h1>Recent jobs</h1><div class="scroll"><table id="jobs"><thead><tr><th scope="col">Meeting</th><th scope="col">State</th><th scope="col">Length</th><th scope="col">Uploaded (UTC)</th><th scope="col">Minutes</th></tr></thead><tbody>{rows}</tbody></table></div>"#
+        )
+    };
+    Html(page("Recent jobs", &body)).into_response()
+}
+
+/// The stylesheet.
+pub async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../assets/app.css"))
+}
+
+/// The script.
+pub async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../assets/app.js"),
+    )
+}
+
+/// The answer to a path no route serves: a page for people, JSON under `/api/`.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    let error = ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route");
+    if uri.path().starts_with("/api/") {
+        error.into_response()
+    } else {
+        error_page(ApiError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_read_as_sentences() {
+        assert_eq!(
+            plain_reason("truncated: the file is truncated: it ends after 24.9 s of the 62.3 s its header declares"),
+            "The recording is incomplete: the file was cut short. The file is truncated: it ends after 24.9 s of the 62.3 s its header declares."
+        );
+        assert_eq!(plain_reason("something odd"), "The minutes could not be made. Something odd.");
+    }
+}

@@ -1,0 +1,116 @@
+// The browser test: Debian's Chromium, driven by playwright-core, against the real API and
+// worker started by the Rust test that runs this script (worker/tests/pipeline/web.rs).
+// Environment: MINUTES_WEB_BASE (the API), MINUTES_WEB_FIXTURES (fixtures folder),
+// MINUTES_WEB_LONG (a recording long enough to reload mid-way), MINUTES_WEB_ARTIFACTS
+// (where screenshots go), MINUTES_NODE_MODULES (where playwright-core is installed). Exits non-zero with a message on the first failed check.
+import { execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+// ES modules ignore NODE_PATH: load playwright-core from the folder the test command
+// installed it into.
+const require = createRequire(join(process.env.MINUTES_NODE_MODULES, "resolve-here.js"));
+const { chromium } = require("playwright-core");
+
+const base = process.env.MINUTES_WEB_BASE;
+const fixtures = process.env.MINUTES_WEB_FIXTURES;
+const long = process.env.MINUTES_WEB_LONG;
+const artifacts = process.env.MINUTES_WEB_ARTIFACTS;
+mkdirSync(artifacts, { recursive: true });
+
+function check(condition, message) {
+  if (!condition) throw new Error("check failed: " + message);
+  console.log("ok: " + message);
+}
+
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => { throw new Error("script error on the page: " + error.message); });
+
+  // The upload page: every control labelled, keyboard reachable.
+  await page.goto(base + "/");
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select")].filter((c) => !document.querySelector(`label[for="${c.id}"]`)).map((c) => c.name));
+  check(unlabelled.length === 0, "every control on the upload page has a label " + JSON.stringify(unlabelled));
+  const visited = [];
+  for (let i = 0; i < 12; i++) {
+    await page.keyboard.press("Tab");
+    visited.push(await page.evaluate(() => document.activeElement && (document.activeElement.id || document.activeElement.textContent)));
+  }
+  const order = ["file", "title", "email", "language", "submit"].map((id) => visited.indexOf(id));
+  check(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1])), "Tab reaches file, title, email, language and the button in order (" + visited.join(", ") + ")");
+  await page.screenshot({ path: join(artifacts, "1-upload.png"), fullPage: true });
+
+  // A renamed non-audio file: the server's refusal is shown.
+  await page.setInputFiles("#file", join(fixtures, "bad/notes.mp3"));
+  await page.click("#submit");
+  await page.waitForFunction(() => document.getElementById("error").textContent.length > 0);
+  const refusal = await page.textContent("#error");
+  check(/not a supported recording/.test(refusal), "a renamed text file is refused: " + refusal);
+  await page.screenshot({ path: join(artifacts, "2-refused.png"), fullPage: true });
+
+  // A spoken recording, through to the minutes.
+  await page.goto(base + "/");
+  await page.setInputFiles("#file", join(fixtures, "meeting.flac"));
+  await page.fill("#title", "Budget planning");
+  await page.click("#submit");
+  await page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/, { timeout: 60000 });
+  await page.waitForSelector("#downloads", { timeout: 180000 });
+  check((await page.textContent("#state")) === "Done", "the job page says Done");
+  check(Number(await page.getAttribute("#job-bar", "value")) === 100, "the progress bar reached 100%");
+  const done = await page.$$eval("#timeline li", (items) => items.map((i) => i.className));
+  check(done.every((c) => c === "done"), "every stage of the timeline is done");
+  const summary = await page.textContent("#summary");
+  check(summary.length > 20, "the summary is on the page");
+  check((await page.$$("#decisions li")).length > 0, "decisions are on the page");
+  check(/\[\d\d:\d\d:\d\d\]/.test(await page.textContent("#decisions")), "decisions carry their timestamps");
+  await page.screenshot({ path: join(artifacts, "3-done.png"), fullPage: true });
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("text=Minutes (PDF)")]);
+  const pdf = join(artifacts, "minutes.pdf");
+  await download.saveAs(pdf);
+  const text = execFileSync("pdftotext", [pdf, "-"]).toString();
+  check(text.includes("Budget planning") && /budget/i.test(text) && text.includes("Action items"), "the downloaded PDF holds the minutes");
+
+  // Phone width: nothing wider than the screen.
+  await page.setViewportSize({ width: 375, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(overflow <= 375, "the job page fits a phone-width screen (" + overflow + " px)");
+  await page.screenshot({ path: join(artifacts, "4-done-phone.png"), fullPage: true });
+  await page.setViewportSize({ width: 1100, height: 900 });
+
+  // A long recording: reload the page mid-way and see the progress carry on.
+  await page.goto(base + "/");
+  await page.setInputFiles("#file", long);
+  await page.fill("#title", "Long meeting");
+  await page.click("#submit");
+  await page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/, { timeout: 60000 });
+  await page.waitForSelector('#timeline li.current[data-stage="transcribe"]', { timeout: 120000 });
+  await page.reload();
+  const stage = await page.getAttribute("#timeline li.current", "data-stage");
+  check(stage === "transcribe" || stage === "summarize" || stage === "render", "after a reload the page shows the running stage (" + stage + ")");
+  await page.screenshot({ path: join(artifacts, "5-reloaded-mid-way.png"), fullPage: true });
+  await page.waitForSelector("#downloads", { timeout: 300000 });
+  check((await page.textContent("#state")) === "Done", "the reloaded page followed the job to Done");
+
+  // Recent jobs.
+  await page.goto(base + "/jobs");
+  const rows = await page.$$("#jobs tbody tr");
+  check(rows.length >= 2, "the recent jobs page lists the jobs");
+  await page.screenshot({ path: join(artifacts, "6-jobs.png"), fullPage: true });
+
+  // Without JavaScript: the form still uploads and the links still download.
+  const plain = await browser.newContext({ javaScriptEnabled: false });
+  const noScript = await plain.newPage();
+  await noScript.goto(base + "/");
+  await noScript.setInputFiles("#file", join(fixtures, "formats/hello_44k.flac"));
+  await noScript.click("#submit");
+  await noScript.waitForURL(/\/jobs\/[0-9a-f-]{36}$/, { timeout: 60000 });
+  check(/\/jobs\//.test(noScript.url()), "without JavaScript the form leads to the job page");
+  await plain.close();
+  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs.\n");
+} finally {
+  await browser.close();
+}
