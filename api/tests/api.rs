@@ -531,12 +531,19 @@ async fn unknown_ids_and_routes_are_json_404s_and_small_routes_refuse_big_bodies
         "/api/v1/jobs/not-a-uuid".to_string(),
         "/api/v1/jobs/%2e%2e".to_string(),
         format!("/api/v1/jobs/{}/files/minutes.pdf", Uuid::new_v4()),
-        "/nothing/here".to_string(),
+        "/api/v1/nothing".to_string(),
     ] {
         let (status, body) = app.get_json(&path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["error"], "not_found", "{path}");
     }
+    // Outside the API a person gets a page, not JSON.
+    let page = app.http.get(app.url("/nothing/here")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = app.http.get(app.url(&format!("/jobs/{}", Uuid::new_v4()))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.text().await.unwrap().contains("no such job"));
     let big = app
         .http
         .post(app.url(&format!("/api/v1/jobs/{}/retry", Uuid::new_v4())))

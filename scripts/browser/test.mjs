@@ -52,6 +52,20 @@ try {
   check(/not a supported recording/.test(refusal), "a renamed text file is refused: " + refusal);
   await page.screenshot({ path: join(artifacts, "2-refused.png"), fullPage: true });
 
+  // A recording cut short: accepted, then the job fails; the page says why and offers Retry.
+  await page.goto(base + "/");
+  await page.setInputFiles("#file", join(fixtures, "bad/truncated.flac"));
+  await page.click("#submit");
+  await page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/, { timeout: 60000 });
+  await page.waitForSelector("#reason", { timeout: 120000 });
+  const reason = await page.textContent("#reason");
+  check(/incomplete/.test(reason), "a failed job explains itself: " + reason);
+  check(await page.isVisible("#retry"), "a failed job offers Retry");
+  await page.screenshot({ path: join(artifacts, "7-failed.png"), fullPage: true });
+  await page.click("#retry");
+  await page.waitForSelector("#reason", { timeout: 120000 });
+  check(/\/jobs\//.test(page.url()), "Retry runs the job again and comes back to its page");
+
   // A spoken recording, through to the minutes.
   await page.goto(base + "/");
   await page.setInputFiles("#file", join(fixtures, "meeting.flac"));
@@ -110,7 +124,7 @@ try {
   await noScript.waitForURL(/\/jobs\/[0-9a-f-]{36}$/, { timeout: 60000 });
   check(/\/jobs\//.test(noScript.url()), "without JavaScript the form leads to the job page");
   await plain.close();
-  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs.\n");
+  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs, 7 a failed job with its reason and Retry.\n");
 } finally {
   await browser.close();
 }
