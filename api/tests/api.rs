@@ -131,6 +131,20 @@ impl TestApp {
         JobQueue::connect(&settings).await.unwrap().depth().await.unwrap()
     }
 
+    /// Waits up to 15 s for `expected` tickets: a push the API could not make at once is
+    /// made by the reconciler within 10 s, which is the promise.
+    async fn wait_depth(&self, expected: u64) {
+        let started = Instant::now();
+        loop {
+            let depth = self.queue_depth().await;
+            if depth == expected || started.elapsed() > Duration::from_secs(15) {
+                assert_eq!(depth, expected, "tickets on the queue");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Every file under the store's folder, relative to it.
     fn stored_files(&self) -> Vec<String> {
         fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
@@ -185,7 +199,7 @@ async fn an_upload_is_stored_queued_and_shown() {
     assert_eq!(job["size_bytes"], bytes.len());
     assert_eq!(job["title"], "Weekly sync");
     assert_eq!(job["links"]["events"], format!("/api/v1/jobs/{id}/events"));
-    assert_eq!(app.queue_depth().await, 1, "one ticket on the queue");
+    app.wait_depth(1).await;
 
     let (status, shown) = app.get_json(&location).await;
     assert_eq!(status, StatusCode::OK);
@@ -217,7 +231,7 @@ async fn every_supported_fixture_is_accepted_by_its_magic_bytes() {
         let response = app.upload("recording.bin", read(&dir.join(name)), &[]).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED, "{name}");
     }
-    assert_eq!(app.queue_depth().await, names.len() as u64);
+    app.wait_depth(names.len() as u64).await;
     app.finish().await;
 }
 
@@ -564,6 +578,7 @@ async fn health_readiness_metrics_and_the_openapi_document_match_the_routes() {
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["postgres"], "ok");
     app.upload("a.wav", read(&fixture("formats/hello_u8_8k.wav")), &[]).await;
+    app.wait_depth(1).await;
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for line in [
         "minutes_jobs{state=\"queued\"} 1",

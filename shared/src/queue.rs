@@ -17,6 +17,9 @@ use uuid::Uuid;
 
 use crate::jobs::{JobRepo, RepoError};
 
+/// How long a Redis command may take before it counts as failed.
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What travels on the queue: the id of a job that is ready to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobTicket {
@@ -103,9 +106,17 @@ impl JobQueue {
                 "the heartbeat and missed heartbeats must be above zero".into(),
             ));
         }
-        let connection = apalis_redis::connect(settings.redis_url.as_str())
-            .await
-            .map_err(|e| QueueError::Redis(format!("{}: {e}", redact(&settings.redis_url))))?;
+        let redis_error = |e: redis::RedisError| {
+            QueueError::Redis(format!("{}: {e}", redact(&settings.redis_url)))
+        };
+        let client = redis::Client::open(settings.redis_url.as_str()).map_err(redis_error)?;
+        // redis-rs answers "timed out" after 500 ms by default: on a busy machine that drops
+        // pushes and fetches that would have succeeded. Allow a busy server some seconds.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        let connection =
+            client.get_connection_manager_with_config(config).await.map_err(redis_error)?;
         let storage = RedisStorage::new(connection.clone()).with_config(settings.apalis_config());
         Ok(JobQueue { storage, connection, settings: settings.clone() })
     }

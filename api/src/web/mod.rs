@@ -143,12 +143,18 @@ fn timeline(job: &Job) -> String {
                 JobState::Done => "done",
                 JobState::Queued if i == 0 => "done",
                 JobState::Queued => "pending",
+                JobState::Failed | JobState::Cancelled if i == current => "failed",
                 _ if i < current => "done",
                 _ if i == current => "current",
                 _ => "pending",
             };
             let aria = if class == "current" { r#" aria-current="step""# } else { "" };
-            format!(r#"<li data-stage="{name}" class="{class}"{aria}>{label}</li>"#)
+            let note = if class == "failed" {
+                r#"<span class="visually-hidden"> (stopped here)</span>"#
+            } else {
+                ""
+            };
+            format!(r#"<li data-stage="{name}" class="{class}"{aria}>{label}{note}</li>"#)
         })
         .collect()
 }
