@@ -9,13 +9,14 @@
 //! [`jobs`] (list, show, retry, cancel, delete), [`events`] (Server-Sent Events fed by
 //! Postgres `LISTEN`), [`downloads`] (artifacts), [`health`] (`/healthz`, `/readyz`,
 //! `/metrics`), [`openapi`] (the document generated from the handlers), [`error`] (JSON
-//! errors), [`sniff`] and [`filename`] (what uploads are checked and cleaned with), and
+//! errors), [`headers`] (security headers on every response), [`sniff`] and [`filename`] (what uploads are checked and cleaned with), and
 //! [`web`] (the pages people use: upload, job, recent jobs).
 
 pub mod downloads;
 pub mod error;
 pub mod events;
 pub mod filename;
+pub mod headers;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
@@ -172,7 +173,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs", post(upload::create))
         .route("/upload", post(web::upload_form))
         .layer(DefaultBodyLimit::disable());
-    api.merge(upload).fallback(web::not_found).with_state(state)
+    api.merge(upload)
+        .fallback(web::not_found)
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        .with_state(state)
 }
 
 /// Pushes jobs Postgres says should be on the queue, and deletes uploads whose API died

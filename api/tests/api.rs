@@ -574,6 +574,25 @@ async fn health_readiness_metrics_and_the_openapi_document_match_the_routes() {
     let app = TestApp::spawn().await;
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
+    // Security headers on pages, API answers and errors alike.
+    for path in ["/", "/jobs", "/api/v1/jobs", "/nothing/here", "/static/app.js"] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert!(headers.contains_key("referrer-policy"), "{path}");
+    }
+    let upload_page = app.http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        !upload_page.contains("<script>") && !upload_page.contains("style="),
+        "no inline script or style"
+    );
     let (status, ready) = app.get_json("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["postgres"], "ok");
