@@ -218,10 +218,7 @@ pub async fn retry(
             format!("the job is {}; only failed or cancelled jobs can be retried", job.state),
         ));
     }
-    // A lost push is made up by the reconciler within seconds.
-    if state.queue.push(job.id).await.is_ok() {
-        state.repo.mark_enqueued(job.id).await?;
-    }
+    state.enqueue(job.id).await?;
     let job = find(&state, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(JobView::of(&job))))
 }
@@ -340,9 +337,7 @@ pub async fn reprocess(
             ))
         }
     }
-    if state.queue.push(id).await.is_ok() {
-        state.repo.mark_enqueued(id).await?;
-    }
+    state.enqueue(id).await?;
     let job = state.repo.get(id).await?.ok_or_else(ApiError::job_not_found)?;
     Ok((StatusCode::ACCEPTED, Json(JobView::of(&job))))
 }

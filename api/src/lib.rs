@@ -36,10 +36,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use minutes_shared::jobs::JobRepo;
 use minutes_shared::queue::{push_due, JobQueue};
+use minutes_shared::settings::{ConnectError, Services};
 use minutes_shared::storage::{job_prefix, Storage};
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 
+use crate::error::ApiError;
 use crate::events::EventHub;
 use crate::settings::ApiSettings;
 
@@ -65,6 +66,20 @@ pub struct AppState {
     pub counters: Arc<Counters>,
 }
 
+impl AppState {
+    /// Puts job `id` on the queue and records it; when Redis cannot take it now the
+    /// reconciler pushes it within seconds, so the caller need not fail.
+    pub async fn enqueue(&self, id: uuid::Uuid) -> Result<(), ApiError> {
+        match self.queue.push(id).await {
+            Ok(()) => self.repo.mark_enqueued(id).await?,
+            Err(error) => {
+                eprintln!("minutes-api: job {id}: not pushed yet ({error}); the reconciler will")
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The API's own counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -77,15 +92,9 @@ pub struct Counters {
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A setting cannot be used.
-    #[error("{0}")]
-    Settings(String),
-    /// Postgres could not be reached or migrated.
-    #[error("database: {0}")]
-    Database(String),
-    /// Redis could not be reached.
-    #[error("queue: {0}")]
-    Queue(String),
+    /// Postgres, Redis or the object store could not be used.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// The port could not be opened.
     #[error("cannot listen on {0}")]
     Listen(String),
@@ -101,22 +110,7 @@ impl Application {
     /// Connects to Postgres (and migrates), Redis and the object store, starts the event
     /// hub and the reconciler, and opens the port.
     pub async fn build(settings: ApiSettings) -> Result<Self, StartError> {
-        let service = &settings.service;
-        let pool = PgPoolOptions::new()
-            .max_connections(service.database_max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&service.database_url)
-            .await
-            .map_err(|e| StartError::Database(e.to_string()))?;
-        let repo = JobRepo::new(pool);
-        repo.migrate().await.map_err(|e| StartError::Database(e.to_string()))?;
-        let storage_settings =
-            service.storage().map_err(|e| StartError::Settings(e.to_string()))?;
-        let storage =
-            Storage::new(&storage_settings).map_err(|e| StartError::Settings(e.to_string()))?;
-        let queue = JobQueue::connect(&service.queue())
-            .await
-            .map_err(|e| StartError::Queue(e.to_string()))?;
+        let Services { repo, storage, queue } = settings.service.connect().await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| StartError::Listen(format!("{}: {e}", settings.listen)))?;

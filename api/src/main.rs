@@ -19,21 +19,5 @@ async fn main() -> anyhow::Result<()> {
     let app = Application::build(cli.settings).await?;
     // Tests and operators read this line to find the port.
     eprintln!("minutes-api listening on http://{}", app.address()?);
-    app.run_until(shutdown_signal()).await.context("server failed")
-}
-
-/// Resolves on Ctrl-C or SIGTERM (what containers send), so the server drains and exits.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = terminate => {},
-    }
+    app.run_until(minutes_shared::shutdown::signal()).await.context("server failed")
 }

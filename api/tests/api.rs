@@ -14,7 +14,7 @@ use minutes_shared::jobs::{Claim, JobRepo, NewJob};
 use minutes_shared::queue::{JobQueue, QueueSettings};
 use minutes_shared::settings::ServiceSettings;
 use minutes_shared::storage::{artifact_key, Storage};
-use minutes_shared::testing::{queue_name, redis_url, TestDatabase};
+use minutes_shared::testing::{files_under, queue_name, redis_url, TestDatabase};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -147,20 +147,7 @@ impl TestApp {
 
     /// Every file under the store's folder, relative to it.
     fn stored_files(&self) -> Vec<String> {
-        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, root, out);
-                } else {
-                    out.push(path.strip_prefix(root).unwrap().display().to_string());
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.store_dir, &self.store_dir, &mut out);
-        out.sort();
-        out
+        files_under(&self.store_dir)
     }
 
     async fn finish(mut self) {

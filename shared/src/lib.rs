@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod minutes;
 pub mod queue;
 pub mod settings;
+pub mod shutdown;
 pub mod stage;
 pub mod storage;
 pub mod subtitles;

@@ -7,8 +7,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::queue::QueueSettings;
-use crate::storage::StorageSettings;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::jobs::JobRepo;
+use crate::queue::{JobQueue, QueueSettings};
+use crate::storage::{Storage, StorageSettings};
 
 /// Postgres, Redis and object-store settings of a service process.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,6 +70,31 @@ pub struct ServiceSettings {
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
+/// The three services a process of the installation talks to.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Postgres, migrated.
+    pub repo: JobRepo,
+    /// The object store.
+    pub storage: Storage,
+    /// Redis.
+    pub queue: JobQueue,
+}
+
+/// Why the services could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A setting cannot be used.
+    #[error("{0}")]
+    Settings(String),
+    /// Postgres could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(String),
+    /// Redis could not be reached.
+    #[error("queue: {0}")]
+    Queue(String),
+}
+
 impl ServiceSettings {
     /// The queue settings.
     pub fn queue(&self) -> QueueSettings {
@@ -85,6 +113,25 @@ impl ServiceSettings {
     /// How long a job's lease lasts without a heartbeat: the orphan time.
     pub fn lease(&self) -> Duration {
         self.heartbeat() * self.missed_heartbeats as u32
+    }
+
+    /// Connects to Postgres (applying the migrations), the object store and Redis.
+    pub async fn connect(&self) -> Result<Services, ConnectError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(self.database_max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&self.database_url)
+            .await
+            .map_err(|e| ConnectError::Database(e.to_string()))?;
+        let repo = JobRepo::new(pool);
+        repo.migrate().await.map_err(|e| ConnectError::Database(e.to_string()))?;
+        let storage_settings = self.storage().map_err(|e| ConnectError::Settings(e.to_string()))?;
+        let storage =
+            Storage::new(&storage_settings).map_err(|e| ConnectError::Settings(e.to_string()))?;
+        let queue = JobQueue::connect(&self.queue())
+            .await
+            .map_err(|e| ConnectError::Queue(e.to_string()))?;
+        Ok(Services { repo, storage, queue })
     }
 
     /// The object-store settings; a plain folder path becomes a `file://` URL.

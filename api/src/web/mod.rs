@@ -309,12 +309,10 @@ pub async fn retry_form(State(state): State<AppState>, Path(id): Path<String>) -
         Err(error) => return error_page(error),
     };
     match state.repo.retry(id).await {
-        Ok(true) => {
-            if state.queue.push(id).await.is_ok() {
-                let _ = state.repo.mark_enqueued(id).await;
-            }
-            Redirect::to(&format!("/jobs/{id}")).into_response()
-        }
+        Ok(true) => match state.enqueue(id).await {
+            Ok(()) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+            Err(error) => error_page(error),
+        },
         Ok(false) => Redirect::to(&format!("/jobs/{id}")).into_response(),
         Err(error) => error_page(error.into()),
     }

@@ -21,10 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
-use minutes_shared::jobs::{Claim, Job, JobRepo, JobState, Lease};
+use minutes_shared::jobs::{Claim, Job, JobState, Lease};
 use minutes_shared::queue::{push_due, JobQueue, JobTicket};
-use minutes_shared::storage::Storage;
-use sqlx::postgres::PgPoolOptions;
+use minutes_shared::settings::{ConnectError, Services};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -40,15 +39,12 @@ use crate::settings::{Provider, SummarizerArgs};
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// Postgres, Redis or the object store could not be used.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// A setting cannot be used.
     #[error("{0}")]
     Settings(String),
-    /// Postgres could not be reached or migrated.
-    #[error("database: {0}")]
-    Database(String),
-    /// Redis could not be reached.
-    #[error("queue: {0}")]
-    Queue(String),
     /// The consumer failed.
     #[error("worker: {0}")]
     Worker(String),
@@ -79,19 +75,7 @@ pub async fn serve(
 ) -> Result<(), DaemonError> {
     let name = settings.worker_name();
     let service = &settings.service;
-    let pool = PgPoolOptions::new()
-        .max_connections(service.database_max_connections.max(2))
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(&service.database_url)
-        .await
-        .map_err(|e| DaemonError::Database(e.to_string()))?;
-    let repo = JobRepo::new(pool);
-    repo.migrate().await.map_err(|e| DaemonError::Database(e.to_string()))?;
-    let storage_settings = service.storage().map_err(|e| DaemonError::Settings(e.to_string()))?;
-    let storage =
-        Storage::new(&storage_settings).map_err(|e| DaemonError::Settings(e.to_string()))?;
-    let queue =
-        JobQueue::connect(&service.queue()).await.map_err(|e| DaemonError::Queue(e.to_string()))?;
+    let Services { repo, storage, queue } = service.connect().await?;
     let summarizer =
         settings.summarizer.build().map_err(|e| DaemonError::Settings(e.to_string()))?;
     // Jobs may ask for the OpenAI-compatible provider whatever the default is.

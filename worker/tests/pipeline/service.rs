@@ -13,7 +13,7 @@ use minutes_api::settings::ApiSettings;
 use minutes_api::Application;
 use minutes_shared::jobs::{Job, JobRepo, JobState};
 use minutes_shared::settings::ServiceSettings;
-use minutes_shared::testing::{queue_name, redis_url, TestDatabase};
+use minutes_shared::testing::{files_under, queue_name, redis_url, TestDatabase};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -221,21 +221,13 @@ impl Service {
 
     /// Every file under the local store's folder, relative to it.
     pub(super) fn stored_files(&self) -> Vec<String> {
-        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, root, out);
-                } else if let Ok(relative) = path.strip_prefix(root) {
-                    out.push(relative.display().to_string());
-                }
-            }
-        }
-        let root = self.dir.join("store");
-        let mut out = Vec::new();
-        walk(&root, &root, &mut out);
-        out.sort();
-        out
+        files_under(&self.dir.join("store"))
+    }
+
+    /// The `/metrics` text of worker `index`.
+    async fn worker_metrics(&self, index: usize) -> String {
+        let url = format!("{}/metrics", self.workers[index].http);
+        self.http.get(url).send().await.unwrap().text().await.unwrap()
     }
 
     /// Waits until the running job is at `stage`.
@@ -512,15 +504,7 @@ async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() 
     let worker = &service.workers[0];
     let health = service.http.get(format!("{}/healthz", worker.http)).send().await.unwrap();
     assert_eq!(health.status(), reqwest::StatusCode::OK);
-    let metrics = service
-        .http
-        .get(format!("{}/metrics", worker.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = service.worker_metrics(0).await;
     for line in [
         "minutes_worker_jobs_total{outcome=\"failed\"} 1",
         "minutes_worker_jobs_total{outcome=\"done\"} 1",
@@ -557,16 +541,7 @@ async fn cancelling_a_running_job_stops_it_and_sends_nothing() {
         "stopped before the PDF"
     );
     assert!(mail::received(&to).is_empty(), "no email for a cancelled job");
-    let worker = &service.workers[0];
-    let metrics = service
-        .http
-        .get(format!("{}/metrics", worker.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = service.worker_metrics(0).await;
     assert!(metrics.contains("minutes_worker_jobs_total{outcome=\"lost\"} 1"), "{metrics}");
     service.stop().await;
 }

@@ -25,27 +25,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::serve(cli.settings, shutdown_signal())) {
+    match runtime.block_on(daemon::serve(cli.settings, minutes_shared::shutdown::signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("minutes-worker: {error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Resolves at the first SIGTERM (what containers and systemd send) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
     }
 }
