@@ -99,6 +99,7 @@ pub async fn serve(
         attachment_limit: settings.attachment_limit_mb.saturating_mul(1024 * 1024),
         public_url: service.public_url.clone(),
         work_dir: settings.work_dir(),
+        lease: service.lease(),
     };
     let metrics = Arc::new(Metrics::default());
     let tools = Tools {

@@ -74,6 +74,8 @@ pub struct RunOptions {
     pub public_url: Option<url::Url>,
     /// Where recordings are copied while they are decoded.
     pub work_dir: PathBuf,
+    /// How long a lease lasts without a heartbeat.
+    pub lease: std::time::Duration,
 }
 
 /// How a job attempt ended, when it did not finish.
@@ -146,7 +148,7 @@ pub async fn run(
     };
     check_stop(stop)?;
 
-    notify(tools, job, &minutes, &pdf, reporter).await?;
+    notify(tools, lease, job, &minutes, &pdf, reporter).await?;
     Ok(())
 }
 
@@ -394,6 +396,7 @@ fn notify_options(tools: &Tools, job: &Job, to: &str, message_id: String) -> Not
 /// stand.
 async fn notify(
     tools: &Tools,
+    lease: Lease,
     job: &Job,
     minutes: &Minutes,
     pdf: &[u8],
@@ -415,6 +418,9 @@ async fn notify(
         return Ok(());
     }
     reporter.report("notify", 97.0, format!("emailing {to}"));
+    // Sending cannot be taken back: make sure this worker still holds the job (a stale
+    // worker stops here instead of mailing a second copy).
+    tools.repo.heartbeat(lease, tools.options.lease).await?;
     let email = minutes_email(
         minutes,
         pdf,
