@@ -37,16 +37,26 @@ def rss_kib(pid, field):
     return 0
 
 
+# The API token every request sends (made in main, after the API is up).
+TOKEN = {"value": ""}
+
+
+def auth_header():
+    return f"Authorization: Bearer {TOKEN['value']}"
+
+
 def upload_file(address, path, title="bench"):
     result = subprocess.run(
-        ["curl", "-sS", "-F", f"file=@{path}", "-F", f"title={title}", f"http://{address}/api/v1/jobs"],
+        ["curl", "-sS", "-H", auth_header(), "-F", f"file=@{path}", "-F", f"title={title}",
+         f"http://{address}/api/v1/jobs"],
         capture_output=True, text=True, check=True,
     )
     return json.loads(result.stdout)
 
 
 def get_json(address, path):
-    with urllib.request.urlopen(f"http://{address}{path}") as response:
+    request = urllib.request.Request(f"http://{address}{path}", headers={"Authorization": f"Bearer {TOKEN['value']}"})
+    with urllib.request.urlopen(request) as response:
         return json.load(response)
 
 
@@ -86,7 +96,7 @@ def big_upload(api, address, work, size):
 
 async def latency(address, path, connections, per_connection):
     host, port = address.rsplit(":", 1)
-    request = f"GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode()
+    request = f"GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth_header()}\r\n\r\n".encode()
     samples = []
 
     async def client():
@@ -146,10 +156,20 @@ def main():
     os.environ["MINUTES_QUEUE"] = f"minutes-bench:{uuid.uuid4().hex}"
     api, address = start(os.path.join(args.bin_dir, "minutes-api"))
     print(f"machine: {os.cpu_count()} cores; API at {address}")
+    # A user and a token, as an operator would make them (the API has migrated by now).
+    cli = os.path.join(args.bin_dir, "minutes")
+    password = "bench passphrase " + uuid.uuid4().hex
+    subprocess.run([cli, "users", "add", "bench@example.com"], input=password + "\n", text=True, check=True,
+                   capture_output=True)
+    made = subprocess.run([cli, "tokens", "create", "bench", "--email", "bench@example.com",
+                           "--api", f"http://{address}"], input=password + "\n", text=True, check=True,
+                          capture_output=True)
+    TOKEN["value"] = made.stdout.strip()
     job = big_upload(api, address, args.work, 2 << 30)
     asyncio.run(latency(address, f"/api/v1/jobs/{job}", 64, 200))
     # The 2 GiB job is not a recording worth transcribing: remove it before the workers run.
-    urllib.request.urlopen(urllib.request.Request(f"http://{address}/api/v1/jobs/{job}", method="DELETE"))
+    urllib.request.urlopen(urllib.request.Request(f"http://{address}/api/v1/jobs/{job}", method="DELETE",
+                                                  headers={"Authorization": f"Bearer {TOKEN['value']}"}))
     rates = {}
     for workers in (1, 2, 4):
         rates[workers] = throughput(args.bin_dir, address, args.fixture, workers, args.jobs)

@@ -56,6 +56,9 @@
       var data = new FormData(form);
       request = new XMLHttpRequest();
       request.open("POST", "/api/v1/jobs");
+      // The session's form token: the API refuses cookie-authenticated writes without it.
+      var token = document.querySelector('meta[name="csrf-token"]');
+      if (token) request.setRequestHeader("X-CSRF-Token", token.content);
       request.upload.addEventListener("progress", function (e) {
         if (!e.lengthComputable) return;
         var percent = Math.floor(e.loaded / e.total * 100);

@@ -1,11 +1,21 @@
 //! Downloads of a job's artifacts, streamed from the object store with the right content
 //! type and a safe `Content-Disposition` made from the uploaded file's name.
+//!
+//! A download is allowed by a signed link (`?user=..&expires=..&sig=..`, see
+//! [`crate::signing`]: 403 when altered or expired) or by the caller's own credentials;
+//! either way the job must be one its user may see (404 otherwise).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use chrono::Utc;
 use minutes_shared::storage::artifact_key;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{api_principal, Principal, Via};
+use crate::signing::LinkError;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::filename;
@@ -48,19 +58,32 @@ pub const FILES: [File; 6] = [
 /// Downloads one artifact of a job.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/files/{file}",
     params(("id" = Uuid, Path, description = "job id"),
-           ("file" = String, Path, description = "minutes.pdf, minutes.json, transcript.txt, transcript.srt, transcript.vtt or transcript.json")),
-    responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)))]
+           ("file" = String, Path, description = "minutes.pdf, minutes.json, transcript.txt, transcript.srt, transcript.vtt or transcript.json"),
+           ("user" = Option<String>, Query, description = "signed link: the user it was made for"),
+           ("expires" = Option<i64>, Query, description = "signed link: its expiry (Unix time)"),
+           ("sig" = Option<String>, Query, description = "signed link: the signature")),
+    responses((status = 200, description = "the file"), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody, description = "a signed link that was altered or has expired"),
+              (status = 404, body = ErrorBody)))]
 pub async fn download(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
+    Query(link): Query<LinkQuery>,
+    method: Method,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let job = find(&state, &id).await?;
-    let file = FILES.iter().find(|f| f.name == file).ok_or_else(|| {
-        ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such file")
-    })?;
+    let viewer = match link.sig.as_deref() {
+        Some(sig) => signed_viewer(&state, &id, &file, &link, sig).await?,
+        None => api_principal(&state, &method, &headers).await?,
+    };
+    let job = find(&state, &viewer, &id).await?;
+    let file = FILES
+        .iter()
+        .find(|f| f.name == file)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such file"))?;
     if job.artifacts.get(file.name).is_none() {
         return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
             "not_ready",
             format!("{} is not made yet (the job is {} at {})", file.name, job.state, job.stage),
         ));
@@ -75,5 +98,44 @@ pub async fn download(
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     headers.insert(header::CONTENT_DISPOSITION, disposition);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Minutes are confidential: no shared cache keeps a copy.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(response)
+}
+
+/// The query of a signed link.
+#[derive(Debug, Default, Deserialize)]
+pub struct LinkQuery {
+    /// The user the link was made for.
+    pub user: Option<String>,
+    /// Unix time after which it no longer works.
+    pub expires: Option<String>,
+    /// The HMAC.
+    pub sig: Option<String>,
+}
+
+/// The user a signed link speaks for: 403 when it was altered or has expired, or when that
+/// user can no longer sign in.
+async fn signed_viewer(
+    state: &AppState,
+    id: &str,
+    file: &str,
+    link: &LinkQuery,
+    sig: &str,
+) -> Result<Principal, ApiError> {
+    let refused =
+        |error: LinkError| ApiError::new(StatusCode::FORBIDDEN, "bad_link", error.to_string());
+    let user = link.user.as_deref().and_then(|u| Uuid::parse_str(u).ok());
+    let expires = link.expires.as_deref().and_then(|e| e.parse::<i64>().ok());
+    let (Some(user), Some(expires), Ok(job)) = (user, expires, Uuid::parse_str(id)) else {
+        return Err(refused(LinkError::Tampered));
+    };
+    state
+        .signer
+        .verify(user, &artifact_key(job, file), expires, sig, Utc::now().timestamp())
+        .map_err(refused)?;
+    match state.users.get(user).await? {
+        Some(user) if user.disabled_at.is_none() => Ok(Principal { user, via: Via::Token }),
+        _ => Err(refused(LinkError::Tampered)),
+    }
 }

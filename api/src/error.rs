@@ -1,9 +1,10 @@
 //! API errors: every failure answers JSON `{"error": code, "message": text}` with the status
 //! that fits, and internal details stay in the log.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use minutes_shared::accounts::AccountError;
 use minutes_shared::jobs::RepoError;
 use minutes_shared::queue::QueueError;
 use minutes_shared::storage::StorageError;
@@ -18,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
+    /// Seconds to wait before trying again (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 /// The JSON body of every error.
@@ -32,7 +35,13 @@ pub struct ErrorBody {
 impl ApiError {
     /// An error with `status`, `code` and `message`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// The same error with a `Retry-After` of `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 404 for a job that does not exist.
@@ -59,7 +68,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: self.code.to_string(), message: self.message };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"minutes\""),
+            );
+        }
+        response
     }
 }
 
@@ -83,5 +102,18 @@ impl From<StorageError> for ApiError {
 impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> Self {
         Self::unavailable("queue", error)
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Invalid(message) => Self::bad_request(message),
+            AccountError::EmailTaken(_) | AccountError::NoSuchUser(_) => {
+                Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
+            AccountError::Repo(error) => error.into(),
+            AccountError::Hash(detail) => Self::unavailable("account store", detail),
+        }
     }
 }

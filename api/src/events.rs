@@ -15,12 +15,13 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
-use minutes_shared::jobs::{JobRepo, EVENTS_CHANNEL};
+use minutes_shared::jobs::EVENTS_CHANNEL;
 use serde::Serialize;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::auth::{ApiUser, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::{find, JobView};
 use crate::AppState;
@@ -78,7 +79,8 @@ pub struct ProgressEvent {
 }
 
 struct Cursor {
-    repo: JobRepo,
+    state: AppState,
+    viewer: Principal,
     id: Uuid,
     last: i64,
     updates: broadcast::Receiver<Uuid>,
@@ -93,17 +95,19 @@ struct Cursor {
               (status = 404, body = ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
+    ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let job = find(&state, &id).await?;
+    let job = find(&state, &viewer, &id).await?;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);
     let cursor = Cursor {
-        repo: state.repo.clone(),
+        state: state.clone(),
+        viewer,
         id: job.id,
         last,
         updates: state.hub.subscribe(),
@@ -124,7 +128,7 @@ async fn next_batch(mut cursor: Cursor) -> Option<(Vec<Result<Event, Infallible>
     }
     cursor.first = false;
     let mut batch = Vec::new();
-    let rows = match cursor.repo.events(cursor.id, cursor.last).await {
+    let rows = match cursor.state.repo.events(cursor.id, cursor.last).await {
         Ok(rows) => rows,
         Err(error) => {
             eprintln!("minutes-api: events of {}: {error}", cursor.id);
@@ -145,9 +149,13 @@ async fn next_batch(mut cursor: Cursor) -> Option<(Vec<Result<Event, Infallible>
             batch.push(Ok(event));
         }
     }
-    match cursor.repo.get(cursor.id).await {
+    match cursor.state.repo.get(cursor.id).await {
         Ok(Some(job)) if job.state.is_final() => {
-            if let Ok(event) = Event::default().event("end").json_data(JobView::of(&job)) {
+            if let Ok(event) = Event::default().event("end").json_data(JobView::of(
+                &cursor.state,
+                &cursor.viewer,
+                &job,
+            )) {
                 batch.push(Ok(event));
             }
             cursor.ended = true;

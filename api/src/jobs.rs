@@ -6,10 +6,11 @@ use axum::Json;
 use chrono::{DateTime, TimeZone, Utc};
 use minutes_shared::jobs::{Job, JobFilter, JobState, Reprocess};
 use minutes_shared::stage::Stage;
-use minutes_shared::storage::job_prefix;
+use minutes_shared::storage::{artifact_key, job_prefix};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::{ApiUser, Principal};
 use crate::downloads::FILES;
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
@@ -65,18 +66,19 @@ pub struct Links {
     pub this: String,
     /// Its progress as Server-Sent Events.
     pub events: String,
-    /// Downloads that exist now, by file name.
+    /// Downloads that exist now, by file name: signed links that work without
+    /// credentials until they expire (15 minutes by default).
     pub files: std::collections::BTreeMap<String, String>,
 }
 
 impl JobView {
-    /// The view of `job`.
-    pub fn of(job: &Job) -> Self {
+    /// The view of `job` for `viewer`, with download links signed for them.
+    pub fn of(state: &AppState, viewer: &Principal, job: &Job) -> Self {
         let this = format!("/api/v1/jobs/{}", job.id);
         let files = FILES
             .iter()
             .filter(|file| job.artifacts.get(file.name).is_some())
-            .map(|file| (file.name.to_string(), format!("{this}/files/{}", file.name)))
+            .map(|file| (file.name.to_string(), signed_link(state, viewer, job.id, file.name)))
             .collect();
         JobView {
             id: job.id,
@@ -133,9 +135,17 @@ pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::job_not_found())
 }
 
-/// The job `raw` names, or 404.
-pub async fn find(state: &AppState, raw: &str) -> Result<Job, ApiError> {
-    state.repo.get(parse_id(raw)?).await?.ok_or_else(ApiError::job_not_found)
+/// The job `raw` names if `viewer` may see it; 404 otherwise, exactly as for a job that
+/// does not exist.
+pub async fn find(state: &AppState, viewer: &Principal, raw: &str) -> Result<Job, ApiError> {
+    state.repo.get_in(viewer.scope(), parse_id(raw)?).await?.ok_or_else(ApiError::job_not_found)
+}
+
+/// A download link for `file` of job `id` signed for `viewer`, valid for the configured
+/// lifetime.
+pub fn signed_link(state: &AppState, viewer: &Principal, id: Uuid, file: &str) -> String {
+    let query = state.signer.sign(viewer.user.id, &artifact_key(id, file), Utc::now().timestamp());
+    format!("/api/v1/jobs/{id}/files/{file}?{query}")
 }
 
 fn cursor_of(job: &Job) -> String {
@@ -169,6 +179,7 @@ pub fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    ApiUser(viewer): ApiUser,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<JobPage>, ApiError> {
     let filter = match query.state.as_deref().filter(|s| !s.is_empty()) {
@@ -188,9 +199,10 @@ pub async fn list(
         until: query.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
         filename: query.filename.clone().filter(|f| !f.is_empty()),
     };
-    let jobs = state.repo.list(&filter, limit, before).await?;
+    let jobs = state.repo.list(viewer.scope(), &filter, limit, before).await?;
     let next = (jobs.len() as i64 == limit).then(|| jobs.last().map(cursor_of)).flatten();
-    Ok(Json(JobPage { jobs: jobs.iter().map(JobView::of).collect(), next }))
+    let jobs = jobs.iter().map(|job| JobView::of(&state, &viewer, job)).collect();
+    Ok(Json(JobPage { jobs, next }))
 }
 
 /// Shows one job.
@@ -198,9 +210,10 @@ pub async fn list(
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
+    ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(JobView::of(&find(&state, &id).await?)))
+    Ok(Json(JobView::of(&state, &viewer, &find(&state, &viewer, &id).await?)))
 }
 
 /// Queues a failed or cancelled job again; it resumes at the first missing artifact.
@@ -208,9 +221,10 @@ pub async fn show(
     responses((status = 202, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn retry(
     State(state): State<AppState>,
+    ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let job = find(&state, &id).await?;
+    let job = find(&state, &viewer, &id).await?;
     if !state.repo.retry(job.id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -219,8 +233,8 @@ pub async fn retry(
         ));
     }
     state.enqueue(job.id).await?;
-    let job = find(&state, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(JobView::of(&job))))
+    let job = find(&state, &viewer, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobView::of(&state, &viewer, &job))))
 }
 
 /// Cancels a queued or running job (a running one stops at its next chunk).
@@ -228,9 +242,10 @@ pub async fn retry(
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
+    ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    let job = find(&state, &id).await?;
+    let job = find(&state, &viewer, &id).await?;
     if !state.repo.cancel(job.id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -238,7 +253,7 @@ pub async fn cancel(
             format!("the job is already {}", job.state),
         ));
     }
-    Ok(Json(JobView::of(&find(&state, &id).await?)))
+    Ok(Json(JobView::of(&state, &viewer, &find(&state, &viewer, &id).await?)))
 }
 
 /// Deletes a job: its row, history and every stored file (a running job is cancelled
@@ -247,9 +262,10 @@ pub async fn cancel(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
+    ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let job = find(&state, &id).await?;
+    let job = find(&state, &viewer, &id).await?;
     if !job.state.is_final() {
         state.repo.cancel(job.id).await?;
     }
@@ -286,10 +302,11 @@ pub struct ReprocessRequest {
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn reprocess(
     State(state): State<AppState>,
+    ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
     body: Result<Json<ReprocessRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let id = parse_id(&id)?;
+    let id = find(&state, &viewer, &id).await?.id;
     let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let from: Stage = request
         .from
@@ -339,5 +356,5 @@ pub async fn reprocess(
     }
     state.enqueue(id).await?;
     let job = state.repo.get(id).await?.ok_or_else(ApiError::job_not_found)?;
-    Ok((StatusCode::ACCEPTED, Json(JobView::of(&job))))
+    Ok((StatusCode::ACCEPTED, Json(JobView::of(&state, &viewer, &job))))
 }

@@ -10,8 +10,11 @@
 //! Postgres `LISTEN`), [`downloads`] (artifacts), [`health`] (`/healthz`, `/readyz`,
 //! `/metrics`), [`openapi`] (the document generated from the handlers), [`error`] (JSON
 //! errors), [`headers`] (security headers on every response), [`sniff`] and [`filename`] (what uploads are checked and cleaned with), and
-//! [`web`] (the pages people use: upload, job, recent jobs).
+//! [`web`] (the pages people use: upload, job, recent jobs), [`auth`] (users, sign-in,
+//! sessions, API tokens, the owner scope of every job query), [`signing`] (expiring
+//! download links) and [`limits`] (per-user upload rate and storage quota).
 
+pub mod auth;
 pub mod downloads;
 pub mod error;
 pub mod events;
@@ -19,8 +22,10 @@ pub mod filename;
 pub mod headers;
 pub mod health;
 pub mod jobs;
+pub mod limits;
 pub mod openapi;
 pub mod settings;
+pub mod signing;
 pub mod sniff;
 pub mod upload;
 pub mod web;
@@ -34,15 +39,19 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use minutes_shared::accounts::UserRepo;
+use minutes_shared::credentials::CredentialRepo;
 use minutes_shared::jobs::JobRepo;
 use minutes_shared::queue::{push_due, JobQueue};
 use minutes_shared::settings::{ConnectError, Services};
 use minutes_shared::storage::{job_prefix, Storage};
+use minutes_shared::throttle::LoginThrottle;
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
 use crate::events::EventHub;
 use crate::settings::ApiSettings;
+use crate::signing::Signer;
 
 /// Body limit of every route but the upload.
 const SMALL_BODY_LIMIT: usize = 64 * 1024;
@@ -64,6 +73,14 @@ pub struct AppState {
     pub hub: EventHub,
     /// Upload counters for /metrics.
     pub counters: Arc<Counters>,
+    /// Users.
+    pub users: UserRepo,
+    /// Sessions and API tokens.
+    pub credentials: CredentialRepo,
+    /// The sign-in throttle.
+    pub throttle: LoginThrottle,
+    /// Signs download links.
+    pub signer: Signer,
 }
 
 impl AppState {
@@ -95,6 +112,9 @@ pub enum StartError {
     /// Postgres, Redis or the object store could not be used.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The signing key is unusable or could not be stored.
+    #[error("signing key: {0}")]
+    SigningKey(String),
     /// The port could not be opened.
     #[error("cannot listen on {0}")]
     Listen(String),
@@ -115,7 +135,22 @@ impl Application {
             .await
             .map_err(|e| StartError::Listen(format!("{}: {e}", settings.listen)))?;
         let hub = EventHub::start(repo.pool().clone());
+        let pool = repo.pool().clone();
+        let credentials = CredentialRepo::new(pool.clone());
+        let given = settings.access.signing_key.as_deref().map(str::as_bytes);
+        if given.is_some_and(|key| key.len() < 32) {
+            return Err(StartError::SigningKey("use at least 32 characters".into()));
+        }
+        let key = credentials
+            .server_secret("download_links", given)
+            .await
+            .map_err(|e| StartError::SigningKey(e.to_string()))?;
+        let signer = Signer::new(key, settings.access.download_link_secs);
         let state = AppState {
+            users: UserRepo::new(pool.clone()),
+            throttle: LoginThrottle::new(pool),
+            credentials,
+            signer,
             repo,
             storage,
             queue,
@@ -137,7 +172,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        // The peer address feeds the sign-in throttle.
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await
     }
 }
 
@@ -155,6 +192,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/api/v1/tokens", get(auth::tokens::list).post(auth::tokens::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(auth::tokens::revoke))
+        .route("/login", get(auth::signin::login_form).post(auth::signin::login))
+        .route("/logout", post(auth::signin::logout))
+        .route("/settings", get(auth::tokens::settings_page))
+        .route("/settings/tokens", post(auth::tokens::create_form))
+        .route("/settings/tokens/{id}/revoke", post(auth::tokens::revoke_form))
         .route("/", get(web::upload_page))
         .route("/jobs", get(web::jobs_page))
         .route("/jobs/{id}", get(web::job_page))

@@ -19,4 +19,47 @@ pub struct ApiSettings {
     /// How often queued jobs missing from the queue are pushed again, in seconds.
     #[arg(long, env = "MINUTES_RECONCILE_SECS", default_value_t = 5)]
     pub reconcile_secs: u64,
+    #[command(flatten)]
+    /// Accounts, sessions, links and limits.
+    pub access: AccessSettings,
+}
+
+/// Accounts, sessions, links and per-user limits.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessSettings {
+    /// How long a web session lasts, in hours.
+    #[arg(long, env = "MINUTES_SESSION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub session_hours: u64,
+    /// How long a signed download link works, in seconds.
+    #[arg(long, env = "MINUTES_DOWNLOAD_LINK_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=604800))]
+    pub download_link_secs: u64,
+    /// Key that signs download links (at least 32 characters); by default a random key
+    /// kept in Postgres and shared by every API process.
+    #[arg(long, env = "MINUTES_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+    /// Failed sign-ins one account may have in the window before it must wait.
+    #[arg(long, env = "MINUTES_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_attempts_per_account: u32,
+    /// Failed sign-ins one client address may have in the window before it must wait.
+    #[arg(long, env = "MINUTES_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_attempts_per_address: u32,
+    /// The sign-in throttle's window, in seconds.
+    #[arg(long, env = "MINUTES_LOGIN_WINDOW_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_window_secs: u64,
+    /// Uploads one user may start per minute (0: no limit).
+    #[arg(long, env = "MINUTES_UPLOADS_PER_MINUTE", default_value_t = 10)]
+    pub uploads_per_minute: u32,
+    /// Bytes of recordings one user may keep stored (0: no limit; 20 GiB by default).
+    #[arg(long, env = "MINUTES_USER_QUOTA_BYTES", default_value_t = 20 * 1024 * 1024 * 1024)]
+    pub user_quota_bytes: u64,
+}
+
+impl AccessSettings {
+    /// The settings as flags and `MINUTES_*` variables give them with nothing on the
+    /// command line (embedding and tests).
+    pub fn from_environment() -> Result<Self, clap::Error> {
+        use clap::{Args as _, FromArgMatches as _};
+        let command = AccessSettings::augment_args(clap::Command::new("minutes-api"));
+        AccessSettings::from_arg_matches(&command.try_get_matches_from(["minutes-api"])?)
+    }
 }

@@ -21,9 +21,11 @@ use minutes_shared::jobs::NewJob;
 use minutes_shared::storage::{job_prefix, upload_key, Upload};
 use uuid::Uuid;
 
+use crate::auth::{csrf_refused, ApiUser, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::filename;
 use crate::jobs::JobView;
+use crate::limits::{check_upload_rate, over_quota, remaining_quota};
 use crate::sniff::{sniff, MediaType, SNIFF_LEN, SUPPORTED};
 use crate::AppState;
 
@@ -76,10 +78,12 @@ struct Stored {
               (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
+    ApiUser(principal): ApiUser,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    match accept(&state, &headers, multipart).await {
+    // The extractor checked a session's X-CSRF-Token already.
+    match accept(&state, &principal, false, &headers, multipart).await {
         Ok((job, replayed)) => {
             state.counters.uploads.fetch_add(u64::from(!replayed), Ordering::Relaxed);
             let location = HeaderValue::from_str(&job.links.this).ok();
@@ -101,17 +105,25 @@ pub async fn create(
     }
 }
 
+/// Takes an upload for `principal`. With `csrf_pending` (a session's form post) the form's
+/// `csrf` field must come, and match, before the file.
 pub(crate) async fn accept(
     state: &AppState,
+    principal: &Principal,
+    csrf_pending: bool,
     headers: &HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(JobView, bool), ApiError> {
-    let key = idempotency_key(headers)?;
+    let owner = principal.user.id;
+    // Keys are the owner's own: another user's identical key is another job.
+    let key = idempotency_key(headers)?.map(|key| format!("{owner}:{key}"));
     if let Some(key) = &key {
         if let Some(job) = state.repo.by_idempotency_key(key).await? {
-            return Ok((JobView::of(&job), true));
+            return Ok((JobView::of(state, principal, &job), true));
         }
     }
+    check_upload_rate(state, owner).await?;
+    let remaining = remaining_quota(state, owner).await?;
     let max = state.settings.max_upload_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -120,13 +132,23 @@ pub(crate) async fn accept(
     if declared.is_some_and(|length| length > max.saturating_add(FORM_OVERHEAD)) {
         return Err(too_large(max));
     }
+    if let (Some(length), Some(remaining)) = (declared, remaining) {
+        if length > remaining.saturating_add(FORM_OVERHEAD) {
+            return Err(over_quota(state, remaining));
+        }
+    }
+    let limit = match remaining {
+        Some(remaining) if remaining < max => Limit::Quota(remaining),
+        _ => Limit::MaxSize(max),
+    };
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(format!("expected a multipart/form-data body: {}", e.body_text()))
     })?;
 
     let id = Uuid::new_v4();
     let mut stored: Option<Stored> = None;
-    let result = read_form(state, id, &mut multipart, &mut stored).await;
+    let upload = UploadContext { state, principal, id, limit, csrf_pending };
+    let result = read_form(&upload, &mut multipart, &mut stored).await;
     let options = match result {
         Ok(options) => options,
         Err(error) => {
@@ -147,12 +169,14 @@ pub(crate) async fn accept(
         size_bytes: i64::try_from(file.size).unwrap_or(i64::MAX),
         title: options.title,
         language: options.language,
-        notify_email: options.email,
+        // The owner's address unless the form names another.
+        notify_email: options.email.or_else(|| Some(principal.user.email.clone())),
         options: match options.summarizer {
             Some(summarizer) => serde_json::json!({ "summarizer": summarizer }),
             None => serde_json::json!({}),
         },
         idempotency_key: key,
+        owner_id: Some(owner),
     };
     let (job, created) = match state.repo.create(&new).await {
         Ok(created) => created,
@@ -164,16 +188,11 @@ pub(crate) async fn accept(
     if !created {
         // Another request with the same key won the race: keep its job, drop our copy.
         discard(state, id).await;
-        return Ok((JobView::of(&job), true));
+        return Ok((JobView::of(state, principal, &job), true));
     }
-    match state.queue.push(id).await {
-        Ok(()) => state.repo.mark_enqueued(id).await?,
-        Err(error) => {
-            eprintln!("minutes-api: job {id}: not pushed yet ({error}); the reconciler will")
-        }
-    }
+    state.enqueue(id).await?;
     let job = state.repo.get(id).await?.unwrap_or(job);
-    Ok((JobView::of(&job), false))
+    Ok((JobView::of(state, principal, &job), false))
 }
 
 /// Removes what an upload stored and its pending row.
@@ -200,6 +219,38 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
+/// What bounds the file's size: the installation's maximum, or the owner's quota when
+/// less is left of it.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    MaxSize(u64),
+    Quota(u64),
+}
+
+impl Limit {
+    fn bytes(self) -> u64 {
+        match self {
+            Limit::MaxSize(bytes) | Limit::Quota(bytes) => bytes,
+        }
+    }
+
+    fn exceeded(self, state: &AppState) -> ApiError {
+        match self {
+            Limit::MaxSize(max) => too_large(max),
+            Limit::Quota(remaining) => over_quota(state, remaining),
+        }
+    }
+}
+
+/// One upload's request-wide facts.
+struct UploadContext<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+    id: Uuid,
+    limit: Limit,
+    csrf_pending: bool,
+}
+
 fn too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -215,20 +266,30 @@ fn form_error(error: MultipartError) -> ApiError {
 /// Reads every field; the file is stored as it arrives. `stored` is set as soon as bytes
 /// may be in the store, so the caller can clean up after an error.
 async fn read_form(
-    state: &AppState,
-    id: Uuid,
+    upload: &UploadContext<'_>,
     multipart: &mut Multipart,
     stored: &mut Option<Stored>,
 ) -> Result<Options, ApiError> {
     let mut options = Options::default();
+    let mut csrf_pending = upload.csrf_pending;
     while let Some(field) = multipart.next_field().await.map_err(form_error)? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
+            "csrf" => {
+                let given = text(field).await?;
+                if upload.principal.needs_csrf() {
+                    upload.principal.check_csrf(Some(&given))?;
+                }
+                csrf_pending = false;
+            }
             "file" => {
+                if csrf_pending {
+                    return Err(csrf_refused());
+                }
                 if stored.is_some() {
                     return Err(ApiError::bad_request("one `file` per upload"));
                 }
-                store_file(state, id, field, stored).await?;
+                store_file(upload, field, stored).await?;
             }
             "title" => options.title = nonempty(text(field).await?).map(|t| single_line(&t)),
             "email" => options.email = nonempty(text(field).await?).map(check_email).transpose()?,
@@ -241,23 +302,25 @@ async fn read_form(
             }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown field {:?}: expected file, title, email, language, summarizer",
+                    "unknown field {:?}: expected file, title, email, language, summarizer, csrf",
                     other.chars().take(40).collect::<String>()
                 )))
             }
         }
     }
+    if csrf_pending {
+        return Err(csrf_refused());
+    }
     Ok(options)
 }
 
 async fn store_file(
-    state: &AppState,
-    id: Uuid,
+    upload_context: &UploadContext<'_>,
     mut field: Field<'_>,
     stored: &mut Option<Stored>,
 ) -> Result<(), ApiError> {
+    let UploadContext { state, id, limit, principal, .. } = *upload_context;
     let filename = filename::sanitize(field.file_name().unwrap_or(""));
-    let max = state.settings.max_upload_bytes;
     // The first bytes decide whether anything is stored at all.
     let mut head = Vec::with_capacity(SNIFF_LEN);
     let mut pending = Vec::new();
@@ -281,10 +344,10 @@ async fn store_file(
             format!("{filename:?} is not a supported recording ({SUPPORTED})"),
         )
     })?;
-    state.repo.upload_started(id).await?;
+    state.repo.upload_started(id, Some(principal.user.id)).await?;
     *stored = Some(Stored { filename, media, size: 0 });
     let mut upload = state.storage.start_upload(&upload_key(id)).await?;
-    match stream_rest(&mut upload, &mut field, pending, max).await {
+    match stream_rest(state, &mut upload, &mut field, pending, limit).await {
         Ok(()) => {
             let size = upload.finish().await?;
             if let Some(stored) = stored.as_mut() {
@@ -300,23 +363,29 @@ async fn store_file(
 }
 
 async fn stream_rest(
+    state: &AppState,
     upload: &mut Upload,
     field: &mut Field<'_>,
     pending: Vec<bytes::Bytes>,
-    max: u64,
+    limit: Limit,
 ) -> Result<(), ApiError> {
     for chunk in pending {
-        write(upload, &chunk, max).await?;
+        write(state, upload, &chunk, limit).await?;
     }
     while let Some(chunk) = field.chunk().await.map_err(form_error)? {
-        write(upload, &chunk, max).await?;
+        write(state, upload, &chunk, limit).await?;
     }
     Ok(())
 }
 
-async fn write(upload: &mut Upload, chunk: &[u8], max: u64) -> Result<(), ApiError> {
-    if upload.written() + chunk.len() as u64 > max {
-        return Err(too_large(max));
+async fn write(
+    state: &AppState,
+    upload: &mut Upload,
+    chunk: &[u8],
+    limit: Limit,
+) -> Result<(), ApiError> {
+    if upload.written() + chunk.len() as u64 > limit.bytes() {
+        return Err(limit.exceeded(state));
     }
     upload.write(chunk).await?;
     Ok(())

@@ -2,7 +2,9 @@
 // worker started by the Rust test that runs this script (worker/tests/pipeline/web.rs).
 // Environment: MINUTES_WEB_BASE (the API), MINUTES_WEB_FIXTURES (fixtures folder),
 // MINUTES_WEB_LONG (a recording long enough to reload mid-way), MINUTES_WEB_ARTIFACTS
-// (where screenshots go), MINUTES_NODE_MODULES (where playwright-core is installed). Exits non-zero with a message on the first failed check.
+// (where screenshots go), MINUTES_NODE_MODULES (where playwright-core is installed),
+// MINUTES_WEB_EMAIL and MINUTES_WEB_PASSWORD (a user to sign in as). Exits non-zero with a
+// message on the first failed check.
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -17,7 +19,26 @@ const base = process.env.MINUTES_WEB_BASE;
 const fixtures = process.env.MINUTES_WEB_FIXTURES;
 const long = process.env.MINUTES_WEB_LONG;
 const artifacts = process.env.MINUTES_WEB_ARTIFACTS;
+const email = process.env.MINUTES_WEB_EMAIL;
+const password = process.env.MINUTES_WEB_PASSWORD;
 mkdirSync(artifacts, { recursive: true });
+
+async function signIn(page, path, withMistake) {
+  await page.goto(base + path);
+  check(/\/login\?next=/.test(page.url()), "a stranger is sent to the sign-in page (" + page.url() + ")");
+  if (withMistake) {
+    await page.fill("#email", email);
+    await page.fill("#password", "not the password");
+    await page.click("#signin");
+    await page.waitForSelector("#error");
+    check(/wrong/.test(await page.textContent("#error")), "a wrong password is refused in plain words");
+    await page.screenshot({ path: join(artifacts, "0-sign-in-refused.png"), fullPage: true });
+  }
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await Promise.all([page.waitForURL(base + path), page.click("#signin")]);
+  check(page.url() === base + path, "signed in, back at " + path);
+}
 
 function check(condition, message) {
   if (!condition) throw new Error("check failed: " + message);
@@ -30,10 +51,15 @@ try {
   const page = await context.newPage();
   page.on("pageerror", (error) => { throw new Error("script error on the page: " + error.message); });
 
+  // Signing in: every page sends a stranger to the sign-in page; a wrong password is
+  // refused in plain words; the right one leads back to the page asked for.
+  await signIn(page, "/", true);
+  await page.screenshot({ path: join(artifacts, "0-signed-in.png"), fullPage: true });
+
   // The upload page: every control labelled, keyboard reachable.
   await page.goto(base + "/");
   const unlabelled = await page.evaluate(() =>
-    [...document.querySelectorAll("input, select")].filter((c) => !document.querySelector(`label[for="${c.id}"]`)).map((c) => c.name));
+    [...document.querySelectorAll("input:not([type=hidden]), select")].filter((c) => !document.querySelector(`label[for="${c.id}"]`)).map((c) => c.name));
   check(unlabelled.length === 0, "every control on the upload page has a label " + JSON.stringify(unlabelled));
   const visited = [];
   for (let i = 0; i < 12; i++) {
@@ -118,13 +144,19 @@ try {
   // Without JavaScript: the form still uploads and the links still download.
   const plain = await browser.newContext({ javaScriptEnabled: false });
   const noScript = await plain.newPage();
+  await signIn(noScript, "/", false);
   await noScript.goto(base + "/");
   await noScript.setInputFiles("#file", join(fixtures, "formats/hello_44k.flac"));
   await noScript.click("#submit");
   await noScript.waitForURL(/\/jobs\/[0-9a-f-]{36}$/, { timeout: 60000 });
   check(/\/jobs\//.test(noScript.url()), "without JavaScript the form leads to the job page");
   await plain.close();
-  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs, 7 a failed job with its reason and Retry.\n");
+  // Signing out ends the session: the pages ask for sign-in again.
+  await page.click("#signout");
+  await page.waitForURL(/\/login/);
+  await page.goto(base + "/jobs");
+  check(/\/login\?next=/.test(page.url()), "after signing out the pages ask for sign-in again");
+  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 0 signed in, 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs, 7 a failed job with its reason and Retry.\n");
 } finally {
   await browser.close();
 }

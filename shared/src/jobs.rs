@@ -163,6 +163,36 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// When it reached a final state.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The user who uploaded it (none for jobs made before accounts existed).
+    pub owner_id: Option<Uuid>,
+}
+
+/// Whose jobs a request may see: an admin sees all, a member only their own. Every read
+/// that serves a person goes through one of these, so another user's job is simply absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every job (admins).
+    All,
+    /// The jobs owned by this user.
+    Owner(Uuid),
+}
+
+impl Scope {
+    /// The owner to filter by, if any.
+    fn owner(self) -> Option<Uuid> {
+        match self {
+            Scope::All => None,
+            Scope::Owner(id) => Some(id),
+        }
+    }
+
+    /// Whether `job` is visible in this scope.
+    pub fn sees(self, job: &Job) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Owner(id) => job.owner_id == Some(id),
+        }
+    }
 }
 
 /// Which jobs a listing returns.
@@ -227,8 +257,10 @@ pub struct NewJob {
     pub notify_email: Option<String>,
     /// Processing options.
     pub options: Value,
-    /// The request's Idempotency-Key, when it had one.
+    /// The request's Idempotency-Key, when it had one (scoped to the owner by the caller).
     pub idempotency_key: Option<String>,
+    /// The uploader.
+    pub owner_id: Option<Uuid>,
 }
 
 /// The right to write a job's state, held by one worker until it lapses.
@@ -249,6 +281,8 @@ pub enum Claim {
     NotClaimable,
     /// Workers holding it vanished too often; it is now failed with `worker_lost`.
     CrashBudgetSpent,
+    /// Its owner has as many jobs running as they may: it waits (see [`JobRepo::defer`]).
+    OwnerBusy,
 }
 
 /// Which email a job sends.
@@ -354,8 +388,9 @@ impl JobRepo {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_scalar!(
             r#"INSERT INTO jobs (id, source_key, original_filename, content_type, size_bytes,
-                                 title, language, notify_email, options, idempotency_key)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                 title, language, notify_email, options, idempotency_key,
+                                 owner_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                ON CONFLICT (idempotency_key) DO NOTHING
                RETURNING id"#,
             new.id,
@@ -368,6 +403,7 @@ impl JobRepo {
             new.notify_email,
             new.options,
             new.idempotency_key,
+            new.owner_id,
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -391,12 +427,52 @@ impl JobRepo {
         Ok((job, inserted.is_some()))
     }
 
-    /// Notes that the upload for job `id` is being streamed (before its row exists).
-    pub async fn upload_started(&self, id: Uuid) -> Result<(), RepoError> {
-        sqlx::query!("INSERT INTO pending_uploads (job_id) VALUES ($1) ON CONFLICT DO NOTHING", id)
-            .execute(&self.pool)
-            .await?;
+    /// Notes that `owner`'s upload for job `id` is being streamed (before its row exists).
+    pub async fn upload_started(&self, id: Uuid, owner: Option<Uuid>) -> Result<(), RepoError> {
+        sqlx::query!(
+            "INSERT INTO pending_uploads (job_id, owner_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            id,
+            owner
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// Uploads `owner` made (jobs) or is making (pending) within `window`, and the seconds
+    /// until the oldest of them leaves it.
+    pub async fn uploads_within(
+        &self,
+        owner: Uuid,
+        window: Duration,
+    ) -> Result<(i64, f64), RepoError> {
+        let row = sqlx::query!(
+            r#"SELECT count(*) AS "count!",
+                      coalesce(extract(epoch FROM (min(at) + make_interval(secs => $2) - now())),
+                               0)::float8 AS "wait!"
+               FROM (SELECT created_at AS at FROM jobs
+                     WHERE owner_id = $1 AND created_at > now() - make_interval(secs => $2)
+                     UNION ALL
+                     SELECT started_at FROM pending_uploads p
+                     WHERE owner_id = $1 AND started_at > now() - make_interval(secs => $2)
+                       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.job_id)) recent"#,
+            owner,
+            seconds(window)
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.count, row.wait))
+    }
+
+    /// Bytes of uploads `owner`'s jobs keep in the store (what the storage quota counts).
+    pub async fn stored_bytes(&self, owner: Uuid) -> Result<i64, RepoError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT coalesce(sum(size_bytes), 0)::bigint AS "bytes!" FROM jobs
+               WHERE owner_id = $1"#,
+            owner
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Forgets a pending upload whose objects were removed (a rejected or failed upload).
@@ -432,7 +508,13 @@ impl JobRepo {
         }
     }
 
-    /// The job, if it exists.
+    /// The job, if it exists and `scope` sees it.
+    pub async fn get_in(&self, scope: Scope, id: Uuid) -> Result<Option<Job>, RepoError> {
+        Ok(self.get(id).await?.filter(|job| scope.sees(job)))
+    }
+
+    /// The job, if it exists (workers and internal bookkeeping; requests use
+    /// [`Self::get_in`]).
     pub async fn get(&self, id: Uuid) -> Result<Option<Job>, RepoError> {
         Ok(sqlx::query_as!(
             Job,
@@ -440,7 +522,7 @@ impl JobRepo {
                       attempts, crash_count, error_retries, worker_name, lease_expires_at,
                       source_key, original_filename, content_type, size_bytes, media_duration,
                       language, title, notify_email, options, artifacts, enqueued_at, run_after,
-                      created_at, started_at, updated_at, finished_at
+                      created_at, started_at, updated_at, finished_at, owner_id
                FROM jobs WHERE id = $1"#,
             id
         )
@@ -452,6 +534,7 @@ impl JobRepo {
     /// and id of the last job of the previous page).
     pub async fn list(
         &self,
+        scope: Scope,
         filter: &JobFilter,
         limit: i64,
         before: Option<(DateTime<Utc>, Uuid)>,
@@ -463,13 +546,14 @@ impl JobRepo {
                       attempts, crash_count, error_retries, worker_name, lease_expires_at,
                       source_key, original_filename, content_type, size_bytes, media_duration,
                       language, title, notify_email, options, artifacts, enqueued_at, run_after,
-                      created_at, started_at, updated_at, finished_at
+                      created_at, started_at, updated_at, finished_at, owner_id
                FROM jobs
                WHERE ($1::text IS NULL OR state = $1)
                  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
                  AND ($5::timestamptz IS NULL OR created_at >= $5)
                  AND ($6::timestamptz IS NULL OR created_at < $6)
                  AND ($7::text IS NULL OR original_filename LIKE $7 ESCAPE '\')
+                 AND ($8::uuid IS NULL OR owner_id = $8)
                ORDER BY created_at DESC, id DESC
                LIMIT $4"#,
             filter.state.map(JobState::as_str),
@@ -479,6 +563,7 @@ impl JobRepo {
             filter.since,
             filter.until,
             filter.filename.as_deref().map(glob_to_like),
+            scope.owner(),
         )
         .fetch_all(&self.pool)
         .await?)
@@ -593,6 +678,20 @@ impl JobRepo {
         lease: Duration,
         crash_budget: i32,
     ) -> Result<Claim, RepoError> {
+        self.claim_limited(id, worker, lease, crash_budget, None).await
+    }
+
+    /// [`Self::claim`], but refused ([`Claim::OwnerBusy`]) while the job's owner already has
+    /// `running_per_owner` jobs running under live leases. Claims of one owner's jobs are
+    /// serialised by an advisory lock, so two workers cannot both take the last slot.
+    pub async fn claim_limited(
+        &self,
+        id: Uuid,
+        worker: &str,
+        lease: Duration,
+        crash_budget: i32,
+        running_per_owner: Option<u32>,
+    ) -> Result<Claim, RepoError> {
         let mut tx = self.pool.begin().await?;
         let lost = sqlx::query_scalar!(
             r#"UPDATE jobs
@@ -615,6 +714,36 @@ impl JobRepo {
             return Ok(Claim::CrashBudgetSpent);
         }
         tx.commit().await?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(limit) = running_per_owner {
+            let owner = sqlx::query_scalar!(
+                "SELECT owner_id FROM jobs WHERE id = $1 AND state = 'queued'",
+                id
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+            if let Some(owner) = owner {
+                sqlx::query!(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))",
+                    owner.to_string()
+                )
+                .execute(&mut *tx)
+                .await?;
+                let running = sqlx::query_scalar!(
+                    r#"SELECT count(*) AS "count!" FROM jobs
+                       WHERE owner_id = $1 AND state = 'running' AND lease_expires_at >= now()
+                         AND id <> $2"#,
+                    owner,
+                    id
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                if running >= i64::from(limit) {
+                    return Ok(Claim::OwnerBusy);
+                }
+            }
+        }
         let token = Uuid::new_v4();
         let claimed = sqlx::query_scalar!(
             r#"UPDATE jobs
@@ -631,13 +760,28 @@ impl JobRepo {
             seconds(lease),
             worker
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         if claimed.is_none() {
             return Ok(Claim::NotClaimable);
         }
         let job = self.get(id).await?.ok_or(RepoError::LeaseLost(id))?;
         Ok(Claim::Leased(Lease { job_id: id, token }, Box::new(job)))
+    }
+
+    /// Puts a queued job back to wait: off the queue, pushed again by the reconciler after
+    /// `delay` (its owner's other jobs are running; other owners' jobs go first meanwhile).
+    pub async fn defer(&self, id: Uuid, delay: Duration) -> Result<(), RepoError> {
+        sqlx::query!(
+            r#"UPDATE jobs SET enqueued_at = NULL, run_after = now() + make_interval(secs => $2)
+               WHERE id = $1 AND state = 'queued'"#,
+            id,
+            seconds(delay)
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Extends the lease; fails when it was lost.

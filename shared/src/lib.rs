@@ -5,8 +5,12 @@
 //! text, SRT, WebVTT, JSON), the minutes model, the word-error-rate measure used by tests
 //! and benchmarks, and the service's adapters: the job repository ([`jobs`], Postgres), the
 //! object store ([`storage`], a local folder or S3), the job queue ([`queue`], Redis through
-//! apalis) and the settings that locate them ([`settings`]).
+//! apalis) and the settings that locate them ([`settings`]); and accounts: users and
+//! password hashes ([`accounts`]), sessions, API tokens and server secrets
+//! ([`credentials`]), and the sign-in throttle ([`throttle`]).
 
+pub mod accounts;
+pub mod credentials;
 pub mod jobs;
 pub mod minutes;
 pub mod queue;
@@ -17,6 +21,7 @@ pub mod storage;
 pub mod subtitles;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod transcript;
 pub mod wer;
 

@@ -1,5 +1,7 @@
 //! HTML building blocks: escaping and the page layout every page shares.
 
+use crate::auth::Principal;
+
 /// `text` safe inside HTML text and quoted attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -17,20 +19,33 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A whole page: `title` in the tab and the header, `body` inside `<main>`. Script and
-/// styles are files, never inline.
-pub fn page(title: &str, body: &str) -> String {
+/// styles are files, never inline. With a `viewer` the header has the navigation and a
+/// sign-out button, and the page carries the session's form token for the script.
+pub fn page(viewer: Option<&Principal>, title: &str, body: &str) -> String {
+    let (meta, nav) = match viewer {
+        Some(viewer) => (
+            format!(r#"<meta name="csrf-token" content="{}">"#, escape(viewer.csrf())),
+            format!(
+                r#"<nav aria-label="Main"><a href="/">Upload</a> <a href="/jobs">Recent jobs</a> <a href="/settings">Settings</a></nav><form method="post" action="/logout" class="signout"><input type="hidden" name="csrf" value="{csrf}"><span class="who">{name}</span> <button type="submit" class="link" id="signout">Sign out</button></form>"#,
+                csrf = escape(viewer.csrf()),
+                name = escape(&viewer.user.display_name),
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+{meta}
 <title>{title} · minutes</title>
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
 </head>
 <body>
-<header class="top"><a href="/" class="brand">minutes</a><nav aria-label="Main"><a href="/">Upload</a> <a href="/jobs">Recent jobs</a></nav></header>
+<header class="top"><a href="/" class="brand">minutes</a>{nav}</header>
 <main>
 {body}
 </main>
@@ -39,6 +54,11 @@ pub fn page(title: &str, body: &str) -> String {
 "#,
         title = escape(title),
     )
+}
+
+/// The hidden form-token field every form of a signed-in page starts with.
+pub fn csrf_field(viewer: &Principal) -> String {
+    format!(r#"<input type="hidden" name="csrf" value="{}">"#, escape(viewer.csrf()))
 }
 
 /// `1.5 MB`, `320 KB`.

@@ -7,24 +7,31 @@
 //!   reason with a Retry button, or the downloads and the minutes' summary, decisions and
 //!   action items.
 //! - `/jobs`: recent jobs.
+//!
+//! Every page but sign-in needs a session ([`PageUser`]); every form carries the
+//! session's form token.
 
-mod html;
+pub mod html;
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
 use minutes_shared::jobs::{Job, JobFilter, JobState};
 use minutes_shared::storage::artifact_key;
 use minutes_shared::subtitles::clock as stamp;
 use minutes_shared::Minutes;
+use serde::Deserialize;
 
+use crate::auth::{PageUser, Principal};
 use crate::downloads::FILES;
 use crate::error::ApiError;
-use crate::jobs::parse_id;
+use crate::jobs::{find, signed_link};
 use crate::sniff::SUPPORTED;
 use crate::AppState;
-use html::{clock, escape, page, size};
+use html::{clock, csrf_field, escape, page, size};
 
 /// File name endings the upload page accepts before sending (the server checks the bytes).
 const EXTENSIONS: &str = ".wav,.flac,.ogg,.oga,.opus,.mp3,.aac,.m4a,.mp4,.mov,.m4v,.webm,.mkv,.mka";
@@ -54,7 +61,10 @@ const LANGUAGES: [(&str, &str); 10] = [
 ];
 
 /// `GET /`: the upload page.
-pub async fn upload_page(State(state): State<AppState>) -> Html<String> {
+pub async fn upload_page(
+    State(state): State<AppState>,
+    PageUser(viewer): PageUser,
+) -> Html<String> {
     let max = state.settings.max_upload_bytes;
     let languages: String = LANGUAGES
         .iter()
@@ -64,6 +74,7 @@ pub async fn upload_page(State(state): State<AppState>) -> Html<String> {
         r#"<h1>Make minutes from a recording</h1>
 <p class="lead">Upload a meeting recording (audio or video). You get PDF minutes with a summary, decisions and action items, and the full transcript.</p>
 <form id="upload" class="card" action="/upload" method="post" enctype="multipart/form-data" data-max-bytes="{max}" data-extensions="{EXTENSIONS}">
+  {csrf}
   <div id="drop" class="drop">
     <label for="file">Recording</label>
     <input type="file" id="file" name="file" required accept="audio/*,video/*,{EXTENSIONS}" aria-describedby="file-help">
@@ -72,7 +83,8 @@ pub async fn upload_page(State(state): State<AppState>) -> Html<String> {
   <label for="title">Title <span class="optional">(optional)</span></label>
   <input type="text" id="title" name="title" maxlength="300" autocomplete="off">
   <label for="email">Email the minutes to <span class="optional">(optional)</span></label>
-  <input type="email" id="email" name="email" autocomplete="email">
+  <input type="email" id="email" name="email" autocomplete="email" placeholder="{own_email}" aria-describedby="email-help">
+  <p id="email-help" class="help">Empty: to you, {own_email}.</p>
   <label for="language">Spoken language</label>
   <select id="language" name="language"><option value="">Detect automatically</option>{languages}</select>
   <button type="submit" id="submit">Upload and make minutes</button>
@@ -85,28 +97,37 @@ pub async fn upload_page(State(state): State<AppState>) -> Html<String> {
   <p id="error" class="error" role="alert"></p>
 </form>"#,
         max_text = size(i64::try_from(max).unwrap_or(i64::MAX)),
+        csrf = csrf_field(&viewer),
+        own_email = escape(&viewer.user.email),
     );
-    Html(page("Upload", &body))
+    Html(page(Some(&viewer), "Upload", &body))
 }
 
 /// `POST /upload`: the form without the script; answers with the job page.
 pub async fn upload_form(
     State(state): State<AppState>,
+    PageUser(viewer): PageUser,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    match crate::upload::accept(&state, &headers, multipart).await {
+    // A form post: the form's csrf field must precede the file.
+    match crate::upload::accept(&state, &viewer, viewer.needs_csrf(), &headers, multipart).await {
         Ok((job, _)) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
-        Err(error) => error_page(error),
+        Err(error) => error_page(Some(&viewer), error),
     }
 }
 
-fn error_page(error: ApiError) -> Response {
+/// A page saying what went wrong, with the error's status (and `Retry-After`).
+pub fn error_page(viewer: Option<&Principal>, error: ApiError) -> Response {
     let body = format!(
         r#"<h1>That did not work</h1><p class="error" role="alert">{}</p><p><a href="/">Back to the upload page</a></p>"#,
         escape(&error.message)
     );
-    (error.status, Html(page("Error", &body))).into_response()
+    let mut response = (error.status, Html(page(viewer, "Error", &body))).into_response();
+    if let Some(seconds) = error.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// The failure reason in plain words: the code names the kind, the rest says why.
@@ -216,15 +237,14 @@ fn minutes_html(minutes: &Minutes) -> String {
 }
 
 /// `GET /jobs/{id}`: one job.
-pub async fn job_page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let job = match parse_id(&id) {
-        Ok(id) => state.repo.get(id).await,
-        Err(error) => return error_page(error),
-    };
-    let job = match job {
-        Ok(Some(job)) => job,
-        Ok(None) => return error_page(ApiError::job_not_found()),
-        Err(error) => return error_page(error.into()),
+pub async fn job_page(
+    State(state): State<AppState>,
+    PageUser(viewer): PageUser,
+    Path(id): Path<String>,
+) -> Response {
+    let job = match find(&state, &viewer, &id).await {
+        Ok(job) => job,
+        Err(error) => return error_page(Some(&viewer), error),
     };
     let title = job.title.clone().unwrap_or_else(|| job.original_filename.clone());
     let started = job.started_at.unwrap_or(job.created_at);
@@ -268,9 +288,10 @@ pub async fn job_page(State(state): State<AppState>, Path(id): Path<String>) -> 
             };
             body += &format!(
                 r#"<section class="card failure" aria-labelledby="failure-h"><h2 id="failure-h">Why it stopped</h2><p id="reason">{}</p>
-<form method="post" action="/jobs/{}/retry"><button type="submit" id="retry">Retry</button></form></section>"#,
+<form method="post" action="/jobs/{}/retry">{}<button type="submit" id="retry">Retry</button></form></section>"#,
                 escape(&reason),
-                job.id
+                job.id,
+                csrf_field(&viewer),
             );
         }
         JobState::Done => {
@@ -287,7 +308,8 @@ pub async fn job_page(State(state): State<AppState>, Path(id): Path<String>) -> 
                         _ => "Transcript (JSON)",
                     };
                     let class = if f.name == "minutes.pdf" { "button" } else { "button secondary" };
-                    format!(r#"<li><a class="{class}" href="/api/v1/jobs/{}/files/{}" download>{label}</a></li>"#, job.id, f.name)
+                    let href = escape(&signed_link(&state, &viewer, job.id, f.name));
+                    format!(r#"<li><a class="{class}" href="{href}" download>{label}</a></li>"#)
                 })
                 .collect();
             body += &format!(
@@ -299,37 +321,55 @@ pub async fn job_page(State(state): State<AppState>, Path(id): Path<String>) -> 
         }
         JobState::Queued | JobState::Running => {}
     }
-    Html(page(&title, &body)).into_response()
+    Html(page(Some(&viewer), &title, &body)).into_response()
+}
+
+/// A form whose only field is the session's form token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /jobs/{id}/retry`: the Retry button.
-pub async fn retry_form(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(error) => return error_page(error),
+pub async fn retry_form(
+    State(state): State<AppState>,
+    PageUser(viewer): PageUser,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    // A request that is not a form (an API client's) is judged like one without a token.
+    let given = form.ok().map(|Form(form)| form.csrf);
+    if let Err(error) = viewer.check_csrf(given.as_deref()) {
+        return error_page(Some(&viewer), error);
+    }
+    let id = match find(&state, &viewer, &id).await {
+        Ok(job) => job.id,
+        Err(error) => return error_page(Some(&viewer), error),
     };
     match state.repo.retry(id).await {
         Ok(true) => match state.enqueue(id).await {
             Ok(()) => Redirect::to(&format!("/jobs/{id}")).into_response(),
-            Err(error) => error_page(error),
+            Err(error) => error_page(Some(&viewer), error),
         },
         Ok(false) => Redirect::to(&format!("/jobs/{id}")).into_response(),
-        Err(error) => error_page(error.into()),
+        Err(error) => error_page(Some(&viewer), error.into()),
     }
 }
 
-/// `GET /jobs`: recent jobs.
-pub async fn jobs_page(State(state): State<AppState>) -> Response {
-    let jobs = match state.repo.list(&JobFilter::default(), 50, None).await {
+/// `GET /jobs`: recent jobs (the viewer's; an admin's page shows everyone's).
+pub async fn jobs_page(State(state): State<AppState>, PageUser(viewer): PageUser) -> Response {
+    let jobs = match state.repo.list(viewer.scope(), &JobFilter::default(), 50, None).await {
         Ok(jobs) => jobs,
-        Err(error) => return error_page(error.into()),
+        Err(error) => return error_page(Some(&viewer), error.into()),
     };
     let rows: String = jobs
         .iter()
         .map(|job| {
             let title = job.title.clone().unwrap_or_else(|| job.original_filename.clone());
             let pdf = if job.artifacts.get("minutes.pdf").is_some() {
-                format!(r#"<a href="/api/v1/jobs/{}/files/minutes.pdf" download>PDF</a>"#, job.id)
+                let href = escape(&signed_link(&state, &viewer, job.id, "minutes.pdf"));
+                format!(r#"<a href="{href}" download>PDF</a>"#)
             } else {
                 String::new()
             };
@@ -350,7 +390,7 @@ pub async fn jobs_page(State(state): State<AppState>) -> Response {
             r#"<h1>Recent jobs</h1><div class="scroll"><table id="jobs"><thead><tr><th scope="col">Meeting</th><th scope="col">State</th><th scope="col">Length</th><th scope="col">Uploaded (UTC)</th><th scope="col">Minutes</th></tr></thead><tbody>{rows}</tbody></table></div>"#
         )
     };
-    Html(page("Recent jobs", &body)).into_response()
+    Html(page(Some(&viewer), "Recent jobs", &body)).into_response()
 }
 
 /// The stylesheet.
@@ -372,7 +412,10 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
         error.into_response()
     } else {
-        error_page(ApiError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page."))
+        error_page(
+            None,
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page."),
+        )
     }
 }
 

@@ -5,22 +5,23 @@
 use std::time::Duration;
 
 use minutes_shared::jobs::{
-    Claim, EmailKind, JobFilter, JobRepo, JobState, NewJob, RepoError, Reprocess, EVENTS_CHANNEL,
+    Claim, EmailKind, JobFilter, JobRepo, JobState, NewJob, RepoError, Reprocess, Scope,
+    EVENTS_CHANNEL,
 };
 use minutes_shared::stage::Stage;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-struct TestDb {
+pub(crate) struct TestDb {
     admin: String,
     name: String,
     url: String,
-    repo: JobRepo,
+    pub(crate) repo: JobRepo,
 }
 
 impl TestDb {
-    async fn new() -> TestDb {
+    pub(crate) async fn new() -> TestDb {
         let admin = std::env::var("MINUTES_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("minutes_test_{}", Uuid::new_v4().simple());
@@ -35,7 +36,7 @@ impl TestDb {
         TestDb { admin, name, url, repo }
     }
 
-    async fn drop_database(self) {
+    pub(crate) async fn drop_database(self) {
         self.repo.pool().close().await;
         let mut connection = PgConnection::connect(&self.admin).await.expect("connect");
         connection
@@ -45,7 +46,7 @@ impl TestDb {
     }
 }
 
-fn new_job(key: Option<&str>) -> NewJob {
+pub(crate) fn new_job(key: Option<&str>) -> NewJob {
     let id = Uuid::new_v4();
     NewJob {
         id,
@@ -58,6 +59,7 @@ fn new_job(key: Option<&str>) -> NewJob {
         notify_email: Some("team@example.com".into()),
         options: serde_json::json!({"summarizer": "extractive"}),
         idempotency_key: key.map(String::from),
+        owner_id: None,
     }
 }
 
@@ -258,9 +260,9 @@ async fn a_lapsed_lease_is_pushed_once_and_a_transient_error_backs_off_then_fail
 async fn an_upload_without_a_job_is_found_and_one_with_a_job_is_not() {
     let db = TestDb::new().await;
     let orphan = Uuid::new_v4();
-    db.repo.upload_started(orphan).await.expect("pending");
+    db.repo.upload_started(orphan, None).await.expect("pending");
     let job = new_job(Some("k"));
-    db.repo.upload_started(job.id).await.expect("pending");
+    db.repo.upload_started(job.id, None).await.expect("pending");
     db.repo.create(&job).await.expect("create");
     assert_eq!(db.repo.stale_uploads(Duration::ZERO).await.expect("query"), [orphan]);
     assert!(db.repo.stale_uploads(Duration::from_secs(3600)).await.expect("query").is_empty());
@@ -302,12 +304,12 @@ async fn jobs_list_newest_first_by_page_and_state_and_can_be_cancelled_or_delete
     }
     assert!(db.repo.cancel(ids[0]).await.expect("cancel"));
     assert!(!db.repo.cancel(ids[0]).await.expect("cancel"), "cancelling twice changes nothing");
-    let first_page = db.repo.list(&JobFilter::default(), 2, None).await.expect("list");
+    let first_page = db.repo.list(Scope::All, &JobFilter::default(), 2, None).await.expect("list");
     assert_eq!(first_page.len(), 2);
     let last = first_page.last().expect("a job");
     let second_page = db
         .repo
-        .list(&JobFilter::default(), 10, Some((last.created_at, last.id)))
+        .list(Scope::All, &JobFilter::default(), 10, Some((last.created_at, last.id)))
         .await
         .expect("list");
     assert_eq!(second_page.len(), 3);
@@ -318,7 +320,12 @@ async fn jobs_list_newest_first_by_page_and_state_and_can_be_cancelled_or_delete
     assert_eq!(sorted.len(), 5, "pages do not overlap");
     let cancelled = db
         .repo
-        .list(&JobFilter { state: Some(JobState::Cancelled), ..JobFilter::default() }, 10, None)
+        .list(
+            Scope::All,
+            &JobFilter { state: Some(JobState::Cancelled), ..JobFilter::default() },
+            10,
+            None,
+        )
         .await
         .expect("list");
     assert_eq!(cancelled.iter().map(|j| j.id).collect::<Vec<_>>(), [ids[0]]);
@@ -339,15 +346,23 @@ async fn reprocessing_forgets_the_later_artifacts_merges_options_and_is_logged()
     let (job, _) = db.repo.create(&new).await.expect("create");
     let (other, _) = db.repo.create(&new_job(None)).await.expect("create");
     let filter = |glob: &str| JobFilter { filename: Some(glob.into()), ..JobFilter::default() };
-    let found = db.repo.list(&filter("team_sync*"), 10, None).await.expect("list");
+    let found = db.repo.list(Scope::All, &filter("team_sync*"), 10, None).await.expect("list");
     assert_eq!(found.iter().map(|j| j.id).collect::<Vec<_>>(), [job.id]);
-    assert!(db.repo.list(&filter("team?sync 100%"), 10, None).await.expect("list").is_empty());
-    assert_eq!(db.repo.list(&filter("*100%.m4a"), 10, None).await.expect("list").len(), 1);
+    assert!(db
+        .repo
+        .list(Scope::All, &filter("team?sync 100%"), 10, None)
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(
+        db.repo.list(Scope::All, &filter("*100%.m4a"), 10, None).await.expect("list").len(),
+        1
+    );
     let later = JobFilter {
         since: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
         ..JobFilter::default()
     };
-    assert!(db.repo.list(&later, 10, None).await.expect("list").is_empty());
+    assert!(db.repo.list(Scope::All, &later, 10, None).await.expect("list").is_empty());
 
     assert_eq!(
         db.repo

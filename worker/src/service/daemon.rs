@@ -53,6 +53,9 @@ pub enum DaemonError {
     Http(String),
 }
 
+/// How long a job whose owner is at their running limit waits before it is queued again.
+const OWNER_BUSY_DELAY: Duration = Duration::from_secs(1);
+
 /// What every handler shares.
 struct Daemon {
     tools: Tools,
@@ -176,10 +179,22 @@ async fn handle(ticket: JobTicket, daemon: Data<Arc<Daemon>>) -> Result<(), BoxD
     let claim = daemon
         .tools
         .repo
-        .claim(ticket.job_id, &daemon.name, daemon.lease, daemon.crash_budget)
+        .claim_limited(
+            ticket.job_id,
+            &daemon.name,
+            daemon.lease,
+            daemon.crash_budget,
+            Some(daemon.settings.max_running_per_user).filter(|limit| *limit > 0),
+        )
         .await?;
     match claim {
         Claim::NotClaimable => Ok(()),
+        Claim::OwnerBusy => {
+            // Back of the line: the reconciler pushes it again shortly, and the tickets of
+            // other users' jobs behind it are taken meanwhile.
+            daemon.tools.repo.defer(ticket.job_id, OWNER_BUSY_DELAY).await?;
+            Ok(())
+        }
         Claim::CrashBudgetSpent => {
             if let Some(job) = daemon.tools.repo.get(ticket.job_id).await? {
                 let reason = job.failure_reason.clone().unwrap_or_default();

@@ -36,6 +36,10 @@ pub struct WorkerSettings {
     /// Workers holding a job may vanish this many times before it fails with `worker_lost`.
     #[arg(long, env = "MINUTES_CRASH_BUDGET", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=100))]
     pub crash_budget: i32,
+    /// Jobs one user may have running at once (0: no limit); their other jobs wait while
+    /// other users' jobs go ahead.
+    #[arg(long, env = "MINUTES_MAX_RUNNING_PER_USER", default_value_t = 2)]
+    pub max_running_per_user: u32,
     /// Transient errors (storage, network) a job may meet before it fails.
     #[arg(long, env = "MINUTES_RETRY_BUDGET", default_value_t = 8, value_parser = clap::value_parser!(i32).range(1..=100))]
     pub retry_budget: i32,

@@ -14,6 +14,8 @@ fn cli(service: &Service, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_minutes"))
         .args(args)
         .env("MINUTES_API_URL", &service.base)
+        .env("MINUTES_API_TOKEN", &service.token)
+        .env("MINUTES_CONFIG_DIR", service.dir.join("no-config"))
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run minutes")
@@ -218,5 +220,140 @@ async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost
         cli(&service, &["reprocess", "--filename", "nothing-like-this*", "--from", "render"]);
     assert!(none.status.success());
     assert!(String::from_utf8_lossy(&none.stderr).contains("no jobs match"));
+    service.stop().await;
+}
+
+/// Runs `minutes ARGS` with `stdin` as standard input, no token in the environment and
+/// `config` as the config folder.
+fn cli_with_input(
+    service: &Service,
+    config: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_minutes"))
+        .args(args)
+        .env("MINUTES_API_URL", &service.base)
+        .env("MINUTES_DATABASE_URL", service.database_url())
+        .env("MINUTES_CONFIG_DIR", config)
+        .env_remove("MINUTES_API_TOKEN")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run minutes");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The first admin from the command line, a token made with the password and saved with
+/// mode 600, used by the next command, refused when others can read it, revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_tokens_from_the_command_line() {
+    let service = Service::start(Store::Local).await;
+    let config = service.dir.join("config");
+    let text = |output: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let short = cli_with_input(
+        &service,
+        &config,
+        &["users", "add", "root@example.com", "--admin"],
+        "short\n",
+    );
+    assert!(!short.status.success() && text(&short).contains("too short"), "{}", text(&short));
+    let added = cli_with_input(
+        &service,
+        &config,
+        &["users", "add", "root@example.com", "--admin", "--name", "Root"],
+        "a long admin passphrase\n",
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    let again = cli_with_input(
+        &service,
+        &config,
+        &["users", "add", "ROOT@example.com"],
+        "another passphrase\n",
+    );
+    assert!(!again.status.success() && text(&again).contains("exists already"), "{}", text(&again));
+    let listed = cli_with_input(&service, &config, &["users", "list"], "");
+    assert!(
+        text(&listed).contains("root@example.com") && text(&listed).contains("admin"),
+        "{}",
+        text(&listed)
+    );
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'root@example.com'")
+            .fetch_one(service.repo.pool())
+            .await
+            .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+
+    // No token yet: the commands say how to get one.
+    let none = cli_with_input(&service, &config, &["jobs", "list"], "");
+    assert!(
+        !none.status.success() && text(&none).contains("minutes tokens create"),
+        "{}",
+        text(&none)
+    );
+    let made = cli_with_input(
+        &service,
+        &config,
+        &["tokens", "create", "laptop", "--email", "root@example.com", "--save"],
+        "a long admin passphrase\n",
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let secret = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    assert!(secret.starts_with("mnt_"), "{secret}");
+    let saved = config.join("token");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    let listed = cli_with_input(&service, &config, &["jobs", "list"], "");
+    assert!(listed.status.success(), "{}", text(&listed));
+    let tokens = cli_with_input(&service, &config, &["tokens", "list"], "");
+    assert!(
+        text(&tokens).contains("laptop") && !text(&tokens).contains(&secret),
+        "{}",
+        text(&tokens)
+    );
+    std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let exposed = cli_with_input(&service, &config, &["jobs", "list"], "");
+    assert!(
+        !exposed.status.success() && text(&exposed).contains("chmod 600"),
+        "{}",
+        text(&exposed)
+    );
+    std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let id = text(&tokens)
+        .lines()
+        .find(|l| l.contains("laptop"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let revoked = cli_with_input(&service, &config, &["tokens", "revoke", &id], "");
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    let after = cli_with_input(&service, &config, &["jobs", "list"], "");
+    assert!(!after.status.success() && text(&after).contains("not valid"), "{}", text(&after));
+
+    // Disabling and resetting work on the same database.
+    let disabled = cli_with_input(&service, &config, &["users", "disable", "ann@example.com"], "");
+    assert!(disabled.status.success(), "{}", text(&disabled));
+    let ann = service.api_status("/api/v1/jobs").await;
+    assert_eq!(ann, reqwest::StatusCode::UNAUTHORIZED, "a disabled user's token stops working");
+    let reset = cli_with_input(
+        &service,
+        &config,
+        &["users", "reset-password", "nobody@example.com"],
+        "x\n",
+    );
+    assert!(!reset.status.success() && text(&reset).contains("no user"), "{}", text(&reset));
     service.stop().await;
 }

@@ -9,8 +9,10 @@ use std::process::{Child, Stdio};
 use std::time::Instant;
 
 use mail_parser::{MessageParser, MimeHeaders};
-use minutes_api::settings::ApiSettings;
+use minutes_api::settings::{AccessSettings, ApiSettings};
 use minutes_api::Application;
+use minutes_shared::accounts::{hash_password, Role, UserRepo};
+use minutes_shared::credentials::CredentialRepo;
 use minutes_shared::jobs::{Job, JobRepo, JobState};
 use minutes_shared::settings::ServiceSettings;
 use minutes_shared::testing::{files_under, queue_name, redis_url, TestDatabase};
@@ -24,9 +26,15 @@ use super::*;
 /// Heartbeat of the test workers: a lease lapses after 3 missed beats (6 s).
 const HEARTBEAT_SECS: &str = "2";
 
+/// The password of every user the service tests make.
+pub(super) const PASSWORD: &str = "correct horse battery";
+
 pub(super) struct Service {
     pub(super) base: String,
+    /// Signed in (by token) as the first user, ann@example.com.
     http: reqwest::Client,
+    /// That token, for the command line's MINUTES_API_TOKEN.
+    pub(super) token: String,
     pub(super) repo: JobRepo,
     service: ServiceSettings,
     db: Option<TestDatabase>,
@@ -52,6 +60,20 @@ impl Worker {
 pub(super) enum Store {
     Local,
     S3,
+}
+
+/// A member with [`PASSWORD`] and an API token; the token.
+async fn add_user(repo: &JobRepo, email: &str) -> String {
+    let hash = hash_password(PASSWORD).unwrap();
+    let user =
+        UserRepo::new(repo.pool().clone()).add(email, "", &hash, Role::Member).await.unwrap();
+    CredentialRepo::new(repo.pool().clone()).create_token(user.id, "tests").await.unwrap().1
+}
+
+fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 impl Service {
@@ -83,6 +105,11 @@ impl Service {
             listen: "127.0.0.1:0".parse().unwrap(),
             max_upload_bytes: 1 << 30,
             reconcile_secs: 1,
+            access: AccessSettings {
+                uploads_per_minute: 0,
+                user_quota_bytes: 0,
+                ..AccessSettings::from_environment().unwrap()
+            },
         })
         .await
         .expect("the API starts");
@@ -92,9 +119,11 @@ impl Service {
             let _ = stopped.await;
         }));
         let repo = JobRepo::new(sqlx::PgPool::connect(&db.url).await.unwrap());
+        let token = add_user(&repo, "ann@example.com").await;
         Service {
             base,
-            http: reqwest::Client::new(),
+            http: bearer_client(&token),
+            token,
             repo,
             service,
             db: Some(db),
@@ -131,7 +160,9 @@ impl Service {
             .env("MINUTES_WORK_DIR", self.dir.join(format!("{name}-work")))
             .env("MINUTES_MAIL_URL", mail::url("smtp", &smtp.starttls))
             .env("MINUTES_MAIL_CA_FILE", &smtp.ca_file)
-            .env("MINUTES_MAIL_BACKOFF_MS", "100");
+            .env("MINUTES_MAIL_BACKOFF_MS", "100")
+            // One test user submits most jobs; the limit's own test sets it.
+            .env("MINUTES_MAX_RUNNING_PER_USER", "0");
         for (key, value) in [
             ("MINUTES_S3_ENDPOINT", &s.s3_endpoint),
             ("MINUTES_S3_REGION", &s.s3_region),
@@ -174,7 +205,31 @@ impl Service {
         index
     }
 
+    /// The installation's Postgres URL.
+    pub(super) fn database_url(&self) -> &str {
+        &self.service.database_url
+    }
+
+    /// The status of `GET path` as the first user.
+    pub(super) async fn api_status(&self, path: &str) -> reqwest::StatusCode {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap().status()
+    }
+
+    /// Another user, and a client signed in as them.
+    pub(super) async fn other_user(&self, email: &str) -> reqwest::Client {
+        bearer_client(&add_user(&self.repo, email).await)
+    }
+
     async fn submit(&self, fixture_name: &str, email: Option<&str>) -> Uuid {
+        self.submit_as(&self.http, fixture_name, email).await
+    }
+
+    async fn submit_as(
+        &self,
+        client: &reqwest::Client,
+        fixture_name: &str,
+        email: Option<&str>,
+    ) -> Uuid {
         let bytes = std::fs::read(fixture(fixture_name)).expect("fixture");
         let file_name = Path::new(fixture_name).file_name().unwrap().to_string_lossy().into_owned();
         let mut form = Form::new()
@@ -183,13 +238,8 @@ impl Service {
         if let Some(email) = email {
             form = form.text("email", email.to_string());
         }
-        let response = self
-            .http
-            .post(format!("{}/api/v1/jobs", self.base))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            client.post(format!("{}/api/v1/jobs", self.base)).multipart(form).send().await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
         let job: Value = response.json().await.unwrap();
         job["id"].as_str().unwrap().parse().unwrap()
@@ -329,6 +379,45 @@ async fn service_upload_to_done_with_downloads_events_and_the_email_with_its_pdf
     );
     let text = message.body_text(0).expect("text part");
     assert!(text.contains(&format!("https://minutes.example.test/jobs/{id}")), "{text}");
+    service.stop().await;
+}
+
+/// A user at their running limit waits; another user's job goes ahead meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_at_the_running_limit_waits_without_holding_up_others() {
+    let mut service = Service::start(Store::Local).await;
+    for _ in 0..2 {
+        service.spawn_worker(&[("MINUTES_BEAM_SIZE", "1"), ("MINUTES_MAX_RUNNING_PER_USER", "1")]);
+    }
+    let to = mail::recipient("limit");
+    let mut ann = Vec::new();
+    for _ in 0..3 {
+        ann.push(service.submit("formats/hello_s16_16k.wav", Some(&to)).await);
+    }
+    let bob_client = service.other_user("bob@example.com").await;
+    let bob = service.submit_as(&bob_client, "formats/hello_s16_16k.wav", Some(&to)).await;
+    let mut spans = Vec::new();
+    for id in &ann {
+        let job = service.wait_final(*id, Duration::from_secs(300)).await;
+        assert_eq!(job.state, JobState::Done, "{:?}\n{}", job.failure_reason, service.logs());
+        spans.push((job.started_at.unwrap(), job.finished_at.unwrap()));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "ann's jobs overlapped: {spans:?}");
+    }
+    let bob = service.wait_final(bob, Duration::from_secs(300)).await;
+    assert_eq!(bob.state, JobState::Done);
+    let last_of_ann = spans.last().unwrap().1;
+    assert!(
+        bob.started_at.unwrap() < last_of_ann,
+        "bob's job waited for all of ann's: {spans:?} {:?}",
+        bob.started_at
+    );
+    eprintln!(
+        "running limit: ann's jobs ran one at a time {spans:?}; bob's started {:?}",
+        bob.started_at
+    );
     service.stop().await;
 }
 

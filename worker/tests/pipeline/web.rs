@@ -3,6 +3,7 @@
 //! served here and a real worker process. Screenshots go to `artifacts/web/`.
 
 use super::service::{Service, Store};
+
 use super::*;
 
 /// `hello_s16_16k.wav` repeated `times` over: a long recording made from a fixture.
@@ -41,6 +42,8 @@ async fn the_upload_and_job_pages_work_in_chromium() {
             .env("MINUTES_WEB_FIXTURES", root().join("fixtures"))
             .env("MINUTES_WEB_LONG", long)
             .env("MINUTES_WEB_ARTIFACTS", artifacts)
+            .env("MINUTES_WEB_EMAIL", "ann@example.com")
+            .env("MINUTES_WEB_PASSWORD", super::service::PASSWORD)
             .output()
             .expect("run node")
     })

@@ -1,5 +1,9 @@
 //! The HTTP client of the service commands (`submit`, `jobs`, `reprocess`, `retry`,
-//! `cancel`): where the API is, the token, and one method per route used.
+//! `cancel`, `tokens`): where the API is, the token, and one method per route used.
+//!
+//! The token comes from `MINUTES_API_TOKEN`, else from the file `token` in the config
+//! folder (`$MINUTES_CONFIG_DIR`, else `$XDG_CONFIG_HOME/minutes`, else
+//! `~/.config/minutes`), which must not be readable by group or others.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +19,8 @@ pub struct ApiArgs {
     /// Base URL of the minutes API.
     #[arg(long, env = "MINUTES_API_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub api: String,
-    /// API token (sent as `Authorization: Bearer`); set MINUTES_API_TOKEN.
+    /// API token (sent as `Authorization: Bearer`); set MINUTES_API_TOKEN or save one with
+    /// `minutes tokens create NAME --save`.
     #[arg(long, env = "MINUTES_API_TOKEN", hide_env_values = true, hide = true)]
     pub token: Option<String>,
     /// Print JSON instead of tables (for scripts).
@@ -84,7 +89,22 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .context("cannot make an HTTP client")?;
-        Ok(Client { base, token: args.token.clone().filter(|t| !t.is_empty()), http })
+        let token = match args.token.clone().filter(|t| !t.is_empty()) {
+            Some(token) => Some(token),
+            None => saved_token()?,
+        };
+        Ok(Client { base, token, http })
+    }
+
+    /// The same client with no token (for signing in with a password).
+    pub fn without_token(mut self) -> Self {
+        self.token = None;
+        self
+    }
+
+    /// Whether a token was found.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -100,11 +120,51 @@ impl Client {
             request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
+            bail!(
+                "the API needs a token: set MINUTES_API_TOKEN, or run `minutes tokens create NAME --email YOU --save`"
+            );
+        }
         if !status.is_success() {
             let message = body["message"].as_str().unwrap_or("no details");
             bail!("{} ({status})", message);
         }
         Ok(body)
+    }
+
+    /// `GET` `path`, as JSON.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// `POST /api/v1/tokens`, with the client's token or with `email` and `password`.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        password_login: Option<(&str, &str)>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .request(reqwest::Method::POST, "/api/v1/tokens")
+            .json(&serde_json::json!({ "name": name }));
+        if let Some((email, password)) = password_login {
+            request = request.basic_auth(email, Some(password));
+        }
+        self.send(request).await
+    }
+
+    /// `DELETE /api/v1/tokens/{id}`.
+    pub async fn revoke_token(&self, id: &str) -> anyhow::Result<()> {
+        let response = self
+            .request(reqwest::Method::DELETE, &format!("/api/v1/tokens/{id}"))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            bail!("{} ({status})", body["message"].as_str().unwrap_or("no details"));
+        }
+        Ok(())
     }
 
     /// One job.
@@ -229,6 +289,62 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// The folder the CLI keeps its token in.
+pub fn config_dir() -> Option<std::path::PathBuf> {
+    let from =
+        |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    from("MINUTES_CONFIG_DIR")
+        .or_else(|| from("XDG_CONFIG_HOME").map(|dir| dir.join("minutes")))
+        .or_else(|| from("HOME").map(|home| home.join(".config").join("minutes")))
+}
+
+/// The saved token, if there is one; an error when its file is readable by others.
+fn saved_token() -> anyhow::Result<Option<String>> {
+    let Some(path) = config_dir().map(|dir| dir.join("token")) else { return Ok(None) };
+    let Ok(metadata) = std::fs::metadata(&path) else { return Ok(None) };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} is readable by other users (mode {:o}): run chmod 600 on it, or make a new token",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
+}
+
+/// Saves `token` where [`Client::new`] finds it, readable by its owner only.
+pub fn save_token(token: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = config_dir().context("no config folder: set MINUTES_CONFIG_DIR or HOME")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+    let path = dir.join("token");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).with_context(|| format!("{}", path.display()))?;
+    #[cfg(unix)]
+    {
+        // An existing file keeps its mode on open: tighten it.
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("{}", path.display()))?;
+    }
+    use std::io::Write as _;
+    writeln!(file, "{token}").with_context(|| format!("{}", path.display()))?;
+    Ok(path)
 }
 
 /// `1:02:05` / `3:07` from seconds.

@@ -8,7 +8,9 @@ mod process;
 mod progress;
 mod reprocess;
 mod submit;
+mod tokens;
 mod transcribe;
+mod users;
 mod wer;
 
 use std::process::ExitCode;
@@ -41,6 +43,10 @@ enum Command {
     Retry(jobs::IdsArgs),
     /// Stop queued or running jobs.
     Cancel(jobs::IdsArgs),
+    /// Manage users (directly in Postgres): add the first admin, list, disable, reset.
+    Users(users::Args),
+    /// Make, list or revoke your API tokens.
+    Tokens(tokens::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +61,8 @@ fn main() -> ExitCode {
         Command::Reprocess(args) => reprocess::run(*args),
         Command::Retry(args) => jobs::act(args, "retry"),
         Command::Cancel(args) => jobs::act(args, "cancel"),
+        Command::Users(args) => users::run(args),
+        Command::Tokens(args) => tokens::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
