@@ -151,12 +151,22 @@ try {
   await noScript.waitForURL(/\/jobs\/[0-9a-f-]{36}$/, { timeout: 60000 });
   check(/\/jobs\//.test(noScript.url()), "without JavaScript the form leads to the job page");
   await plain.close();
+  // Settings: make an API token; it is shown once, then listed without its secret.
+  await page.goto(base + "/settings");
+  await page.fill("#token-name", "laptop");
+  await page.click("#create-token");
+  const secret = await page.textContent("#new-token");
+  check(/^mnt_/.test(secret), "the settings page makes a token and shows it once");
+  await page.screenshot({ path: join(artifacts, "8-settings-token.png"), fullPage: true });
+  await page.goto(base + "/settings");
+  check(!(await page.content()).includes(secret) && (await page.textContent("#tokens")).includes("laptop"), "afterwards the token is listed without its secret");
+
   // Signing out ends the session: the pages ask for sign-in again.
   await page.click("#signout");
   await page.waitForURL(/\/login/);
   await page.goto(base + "/jobs");
   check(/\/login\?next=/.test(page.url()), "after signing out the pages ask for sign-in again");
-  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 0 signed in, 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs, 7 a failed job with its reason and Retry.\n");
+  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 0 signed in, 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs, 7 a failed job with its reason and Retry, 8 a token made on the settings page (0-sign-in-refused: a wrong password).\n");
 } finally {
   await browser.close();
 }
