@@ -113,7 +113,7 @@ impl From<AccountError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
             }
             AccountError::Repo(error) => error.into(),
-            AccountError::Hash(detail) => Self::unavailable("account store", detail),
+            AccountError::Crypto(detail) => Self::unavailable("account store", detail),
         }
     }
 }

@@ -137,7 +137,9 @@ impl Application {
         let hub = EventHub::start(repo.pool().clone());
         let pool = repo.pool().clone();
         let credentials = CredentialRepo::new(pool.clone());
-        let given = settings.access.signing_key.as_deref().map(str::as_bytes);
+        // An empty value (as compose passes an unset variable) means none.
+        let given =
+            settings.access.signing_key.as_deref().filter(|k| !k.is_empty()).map(str::as_bytes);
         if given.is_some_and(|key| key.len() < 32) {
             return Err(StartError::SigningKey("use at least 32 characters".into()));
         }
@@ -198,6 +200,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth::signin::logout))
         .route("/settings", get(auth::tokens::settings_page))
         .route("/settings/tokens", post(auth::tokens::create_form))
+        .route("/settings/password", post(auth::password::change))
         .route("/settings/tokens/{id}/revoke", post(auth::tokens::revoke_form))
         .route("/", get(web::upload_page))
         .route("/jobs", get(web::jobs_page))

@@ -43,6 +43,10 @@ pub struct AccessSettings {
     /// Failed sign-ins one client address may have in the window before it must wait.
     #[arg(long, env = "MINUTES_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_attempts_per_address: u32,
+    /// Reverse proxies in front of the API (comma-separated IPs): behind them the sign-in
+    /// throttle counts the address they forward in `X-Forwarded-For`.
+    #[arg(long, env = "MINUTES_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
     /// The sign-in throttle's window, in seconds.
     #[arg(long, env = "MINUTES_LOGIN_WINDOW_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     pub login_window_secs: u64,
@@ -61,5 +65,35 @@ impl AccessSettings {
         use clap::{Args as _, FromArgMatches as _};
         let command = AccessSettings::augment_args(clap::Command::new("minutes-api"));
         AccessSettings::from_arg_matches(&command.try_get_matches_from(["minutes-api"])?)
+    }
+}
+
+/// A comma-separated list of IP addresses; empty means none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrustedProxies(pub Vec<std::net::IpAddr>);
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| item.parse().map_err(|_| format!("{item:?} is not an IP address")))
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_lists_parse_and_empty_means_none() {
+        assert_eq!("".parse::<TrustedProxies>(), Ok(TrustedProxies(vec![])));
+        let two: Result<TrustedProxies, _> = "10.0.0.2, ::1".parse();
+        assert_eq!(two.map(|p| p.0.len()), Ok(2));
+        assert!("10.0.0.300".parse::<TrustedProxies>().is_err());
     }
 }

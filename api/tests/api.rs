@@ -1202,3 +1202,56 @@ async fn past_the_upload_rate_an_upload_is_429_with_retry_after() {
     assert_eq!(upload_as(&app, &bob, "b.wav", wav).await.status(), StatusCode::ACCEPTED);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_password_change_needs_the_current_one_and_signs_out_other_browsers() {
+    let app = TestApp::spawn().await;
+    let here = app.sign_in("ann@example.com").await;
+    let elsewhere = app.sign_in("ann@example.com").await;
+    let change = |current: &'static str, new: &'static str, repeat: &'static str| {
+        app.anon
+            .post(app.url("/settings/password"))
+            .header("cookie", &here.cookie)
+            .form(&[
+                ("csrf", here.csrf.as_str()),
+                ("current", current),
+                ("new", new),
+                ("repeat", repeat),
+            ])
+            .send()
+    };
+    for (current, new, repeat, says) in [
+        ("wrong password!", "a new passphrase", "a new passphrase", "current password is wrong"),
+        (PASSWORD, "a new passphrase", "another phrase!!", "differ"),
+        (PASSWORD, "short", "short", "too short"),
+    ] {
+        let refused = change(current, new, repeat).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.text().await.unwrap().contains(says), "{says}");
+    }
+    let changed = change(PASSWORD, "a new passphrase", "a new passphrase").await.unwrap();
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let renewed = set_cookie_pair(&changed, "minutes_session");
+    let page = |cookie: String| app.anon.get(app.url("/settings")).header("cookie", cookie).send();
+    assert_eq!(page(renewed).await.unwrap().status(), StatusCode::OK, "this browser stays in");
+    assert_eq!(
+        page(elsewhere.cookie.clone()).await.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "others are out"
+    );
+    assert_eq!(
+        page(here.cookie.clone()).await.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "the old cookie is dead"
+    );
+    let stored: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'ann@example.com'")
+            .fetch_one(app.repo.pool())
+            .await
+            .unwrap();
+    assert!(
+        stored.starts_with("$argon2id$")
+            && minutes_shared::accounts::verify_password("a new passphrase", &stored)
+    );
+    app.finish().await;
+}

@@ -100,9 +100,9 @@ pub enum AccountError {
     /// An email, name or password that cannot be used.
     #[error("{0}")]
     Invalid(String),
-    /// Hashing failed (it does not, short of memory exhaustion).
-    #[error("password hashing failed: {0}")]
-    Hash(String),
+    /// Hashing or the OS's random source failed (they do not, short of a broken system).
+    #[error("cryptography failed: {0}")]
+    Crypto(String),
 }
 
 impl From<sqlx::Error> for AccountError {
@@ -118,7 +118,7 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|e| AccountError::Hash(e.to_string()))
+        .map_err(|e| AccountError::Crypto(e.to_string()))
 }
 
 /// Whether `password` matches the PHC string `hash` (CPU-heavy, like [`hash_password`]).

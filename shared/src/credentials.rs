@@ -21,10 +21,14 @@ pub const TOKEN_PREFIX: &str = "mnt_";
 
 /// `bytes` random bytes from the OS, URL-safe base64 without padding.
 pub fn random_secret(bytes: usize) -> Result<String, AccountError> {
-    let mut buffer = vec![0u8; bytes];
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes(bytes)?))
+}
+
+fn random_bytes(count: usize) -> Result<Vec<u8>, AccountError> {
+    let mut buffer = vec![0u8; count];
     getrandom::getrandom(&mut buffer)
-        .map_err(|e| AccountError::Hash(format!("no random source: {e}")))?;
-    Ok(URL_SAFE_NO_PAD.encode(buffer))
+        .map_err(|e| AccountError::Crypto(format!("no random source: {e}")))?;
+    Ok(buffer)
 }
 
 /// SHA-256 of a secret, as stored.
@@ -208,9 +212,7 @@ impl CredentialRepo {
             .await?;
             return Ok(given.to_vec());
         }
-        let mut fresh = vec![0u8; 32];
-        getrandom::getrandom(&mut fresh)
-            .map_err(|e| AccountError::Hash(format!("no random source: {e}")))?;
+        let fresh = random_bytes(32)?;
         sqlx::query!(
             "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             name,

@@ -42,7 +42,7 @@ impl LoginThrottle {
         window: Duration,
     ) -> Result<Option<u64>, AccountError> {
         let row = sqlx::query!(
-            r#"SELECT count(*) AS "count!", min(at) AS oldest,
+            r#"SELECT count(*) AS "count!",
                       extract(epoch FROM (min(at) + make_interval(secs => $2) - now()))::float8
                           AS "wait: f64"
                FROM (SELECT at FROM login_failures
@@ -54,7 +54,6 @@ impl LoginThrottle {
         )
         .fetch_one(&self.pool)
         .await?;
-        let _ = row.oldest;
         if row.count < i64::from(limit) {
             return Ok(None);
         }

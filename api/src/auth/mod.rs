@@ -9,8 +9,9 @@
 //! that does not exist.
 //!
 //! Submodules: [`signin`] (the sign-in and sign-out pages, the throttle), [`tokens`] (API
-//! token routes and the settings page).
+//! token routes and the settings page), [`password`] (changing one's password).
 
+pub mod password;
 pub mod signin;
 pub mod tokens;
 

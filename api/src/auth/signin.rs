@@ -7,7 +7,7 @@
 //! work as a wrong password. Failures count per account and per client address; past the
 //! limit the answer is 429 with `Retry-After`, even for the right password.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Query, State};
@@ -66,10 +66,26 @@ fn minutes_text(seconds: u64) -> String {
     }
 }
 
-/// The client's address for the throttle (the peer; a reverse proxy in front counts as
-/// one address).
-pub fn client_address(connection: Option<&ConnectInfo<SocketAddr>>) -> String {
-    connection.map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+/// The client's address for the throttle: the peer, unless the peer is one of the
+/// `trusted` reverse proxies; then the nearest address in `X-Forwarded-For` that is not a
+/// trusted proxy (the ones further left are the client's to forge).
+pub fn client_address(
+    connection: Option<&ConnectInfo<SocketAddr>>,
+    headers: &HeaderMap,
+    trusted: &[IpAddr],
+) -> String {
+    let Some(peer) = connection.map(|c| c.0.ip()) else { return "unknown".to_string() };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    forwarded.into_iter().rev().find(|hop| !trusted.contains(hop)).unwrap_or(peer).to_string()
 }
 
 /// Checks `email` and `password` under the throttle; the user on success.
@@ -198,7 +214,11 @@ pub async fn login(
         let error = csrf_refused();
         return login_page(&state, &form.next, Some(&error.message), error.status);
     }
-    let address = client_address(connection.as_ref().map(|c| &c.0));
+    let address = client_address(
+        connection.as_ref().map(|c| &c.0),
+        &headers,
+        &state.settings.access.trusted_proxies.0,
+    );
     let user = match authenticate(&state, &form.email, &form.password, &address).await {
         Ok(user) => user,
         Err(error) => {
@@ -233,7 +253,7 @@ pub async fn login(
     response
 }
 
-fn capitalised(text: &str) -> String {
+pub(crate) fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
@@ -280,5 +300,21 @@ mod tests {
         assert_eq!(safe_next("/\\evil.example"), "/");
         assert_eq!(minutes_text(61), "2 minutes");
         assert_eq!(minutes_text(30), "a minute");
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        let proxy = IpAddr::from([10, 0, 0, 2]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4, 203.0.113.9"));
+        let from = |ip: IpAddr| ConnectInfo(SocketAddr::new(ip, 5000));
+        // Direct: the peer, whatever the header claims.
+        assert_eq!(client_address(Some(&from(proxy)), &headers, &[]), "10.0.0.2");
+        // Behind the proxy: the address it saw, not the forgeable one further left.
+        assert_eq!(client_address(Some(&from(proxy)), &headers, &[proxy]), "203.0.113.9");
+        let untrusted = IpAddr::from([192, 0, 2, 1]);
+        assert_eq!(client_address(Some(&from(untrusted)), &headers, &[proxy]), "192.0.2.1");
+        assert_eq!(client_address(Some(&from(proxy)), &HeaderMap::new(), &[proxy]), "10.0.0.2");
+        assert_eq!(client_address(None, &headers, &[proxy]), "unknown");
     }
 }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
@@ -112,7 +112,11 @@ pub async fn create(
             let (email, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| ApiError::bad_request("Basic credentials: email:password"))?;
-            let address = client_address(connection.as_ref().map(|c| &c.0));
+            let address = client_address(
+                connection.as_ref().map(|c| &c.0),
+                &headers,
+                &state.settings.access.trusted_proxies.0,
+            );
             authenticate(&state, email, password, &address).await?
         }
         None => api_principal(&state, &method, &headers).await?.user,
@@ -194,18 +198,49 @@ fn settings_body(
   <label for="token-name">New token's name</label>
   <input type="text" id="token-name" name="name" required maxlength="100" autocomplete="off">
   <button type="submit" id="create-token">Make a token</button>
+</form></section>
+<section class="card" aria-labelledby="password-h"><h2 id="password-h">Password</h2>
+<form method="post" action="/settings/password" id="password-form">{csrf}
+  <label for="current-password">Current password</label>
+  <input type="password" id="current-password" name="current" required autocomplete="current-password">
+  <label for="new-password">New password <span class="optional">(at least {min} characters)</span></label>
+  <input type="password" id="new-password" name="new" required minlength="{min}" autocomplete="new-password">
+  <label for="repeat-password">New password again</label>
+  <input type="password" id="repeat-password" name="repeat" required minlength="{min}" autocomplete="new-password">
+  <button type="submit" id="change-password">Change the password</button>
 </form></section>"#,
+        min = minutes_shared::accounts::MIN_PASSWORD_CHARS,
         name = escape(&viewer.user.display_name),
         email = escape(&viewer.user.email),
         role = viewer.user.role,
     )
 }
 
-/// `GET /settings`: the account and its tokens.
-pub async fn settings_page(State(state): State<AppState>, PageUser(viewer): PageUser) -> Response {
+/// Query of `GET /settings`.
+#[derive(Debug, Deserialize)]
+pub struct SettingsQuery {
+    /// `changed` right after a password change.
+    pub password: Option<String>,
+}
+
+/// `GET /settings`: the account, its tokens and the password form.
+pub async fn settings_page(
+    State(state): State<AppState>,
+    PageUser(viewer): PageUser,
+    Query(query): Query<SettingsQuery>,
+) -> Response {
     match state.credentials.tokens(viewer.user.id).await {
-        Ok(tokens) => Html(page(Some(&viewer), "Settings", &settings_body(&viewer, &tokens, None)))
-            .into_response(),
+        Ok(tokens) => {
+            let mut body = settings_body(&viewer, &tokens, None);
+            if query.password.as_deref() == Some("changed") {
+                body = body.replacen(
+                    "<h1>Settings</h1>",
+                    r#"<h1>Settings</h1><p class="notice" role="status" id="notice">Your password was changed; other browsers were signed out.</p>"#,
+                    1,
+                );
+            }
+            Html(page(Some(&viewer), "Settings", &body)).into_response()
+        }
         Err(error) => error_page(Some(&viewer), error.into()),
     }
 }

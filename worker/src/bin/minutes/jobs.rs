@@ -40,7 +40,8 @@ pub struct IdsArgs {
     api: ApiArgs,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// The one-thread runtime the service commands run their requests on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 

@@ -4,6 +4,7 @@
 mod client;
 mod follow;
 mod jobs;
+mod password;
 mod process;
 mod progress;
 mod reprocess;

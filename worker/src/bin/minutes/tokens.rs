@@ -2,8 +2,6 @@
 //! first token can be made with an email and password (prompted for, or read from standard
 //! input); `--save` keeps it in the config folder, readable by its owner only.
 
-use std::io::{BufRead as _, IsTerminal as _};
-
 use anyhow::{bail, Context as _};
 use serde_json::Value;
 
@@ -42,11 +40,7 @@ enum Command {
 
 /// Runs `minutes tokens ...`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(args))
+    crate::jobs::runtime()?.block_on(run_async(args))
 }
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
@@ -55,7 +49,8 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         Command::Create { name, email, save } => {
             let made = match email {
                 Some(email) => {
-                    let password = read_password(&format!("Password for {email}: "))?;
+                    let password =
+                        crate::password::read(&format!("Password for {email}: "), false)?;
                     client.without_token().create_token(&name, Some((&email, &password))).await?
                 }
                 None if client.has_token() => client.create_token(&name, None).await?,
@@ -114,13 +109,4 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
 
 fn text<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or("")
-}
-
-fn read_password(prompt: &str) -> anyhow::Result<String> {
-    if std::io::stdin().is_terminal() {
-        return rpassword::prompt_password(prompt).context("cannot read the password");
-    }
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read standard input")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }

@@ -1,10 +1,6 @@
 //! `minutes users add|list|disable|enable|reset-password`: accounts, managed directly in
-//! Postgres (the first admin exists before any API runs). Passwords are typed at a prompt
-//! that does not echo, or read from the first line of standard input when it is not a
-//! terminal (scripts); never from a flag, so they stay out of shell history and process
-//! lists.
-
-use std::io::{BufRead as _, IsTerminal as _};
+//! Postgres (the first admin exists before any API runs). Passwords are read by
+//! [`crate::password`].
 
 use anyhow::{bail, Context as _};
 use minutes_shared::accounts::{check_password, hash_password, Role, UserRepo};
@@ -61,11 +57,7 @@ enum Command {
 
 /// Runs `minutes users ...`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(args))
+    crate::jobs::runtime()?.block_on(run_async(args))
 }
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
@@ -126,21 +118,9 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A password from a prompt (typed twice) or from standard input's first line, checked
-/// against the password rules.
+/// A new password, checked against the password rules.
 fn read_password(prompt: &str) -> anyhow::Result<String> {
-    let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password(prompt).context("cannot read the password")?;
-        let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
-        if first != again {
-            bail!("the two passwords differ");
-        }
-        first
-    } else {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read standard input")?;
-        line.trim_end_matches(['\r', '\n']).to_string()
-    };
+    let password = crate::password::read(prompt, true)?;
     check_password(&password)?;
     Ok(password)
 }
