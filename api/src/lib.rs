@@ -233,7 +233,20 @@ async fn reconcile(state: AppState) {
         passes += 1;
         if passes.is_multiple_of(12) {
             sweep_stale_uploads(&state).await;
+            sweep_old_credentials(&state).await;
         }
+    }
+}
+
+/// Expired sessions and sign-in failures older than a day go; neither is needed any more.
+async fn sweep_old_credentials(state: &AppState) {
+    if let Err(error) = state.credentials.forget_expired_sessions().await {
+        eprintln!("minutes-api: expired sessions: {error}");
+    }
+    let day = Duration::from_secs(24 * 3600);
+    let window = Duration::from_secs(state.settings.access.login_window_secs);
+    if let Err(error) = state.throttle.forget_older_than(day.max(window)).await {
+        eprintln!("minutes-api: old sign-in failures: {error}");
     }
 }
 

@@ -96,9 +96,15 @@ impl CredentialRepo {
         )
         .fetch_one(&self.pool)
         .await?;
-        // Expired sessions of anyone are removed now and then, here, where new ones start.
-        sqlx::query!("DELETE FROM sessions WHERE expires_at < now()").execute(&self.pool).await?;
         Ok(NewSession { secret, csrf, expires_at })
+    }
+
+    /// Removes expired sessions (the API's periodic sweep).
+    pub async fn forget_expired_sessions(&self) -> Result<u64, AccountError> {
+        let done = sqlx::query!("DELETE FROM sessions WHERE expires_at < now()")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// The enabled user a session cookie belongs to, with the session's form token.

@@ -68,14 +68,21 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// Forgets the failures of `key` (after a successful sign-in) and any older than a day.
+    /// Forgets the failures of `key` (after a successful sign-in).
     pub async fn clear(&self, key: &str) -> Result<(), AccountError> {
-        sqlx::query!(
-            "DELETE FROM login_failures WHERE key = $1 OR at < now() - interval '1 day'",
-            key
+        sqlx::query!("DELETE FROM login_failures WHERE key = $1", key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Forgets failures older than `age` (the API's periodic sweep), so the table stays
+    /// small whatever an attacker sends.
+    pub async fn forget_older_than(&self, age: Duration) -> Result<u64, AccountError> {
+        let done = sqlx::query!(
+            "DELETE FROM login_failures WHERE at < now() - make_interval(secs => $1)",
+            age.as_secs_f64()
         )
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected())
     }
 }

@@ -39,6 +39,9 @@ async fn disabling_a_user_ends_their_sessions_and_stops_their_tokens() {
     assert_eq!(bob.display_name, "bob");
     let session =
         credentials.start_session(bob.id, Duration::from_secs(60)).await.expect("session");
+    let brief = credentials.start_session(bob.id, Duration::ZERO).await.expect("session");
+    assert!(credentials.session_user(&brief.secret).await.expect("read").is_none(), "expired");
+    assert_eq!(credentials.forget_expired_sessions().await.expect("sweep"), 1);
     let (token, secret) = credentials.create_token(bob.id, "laptop").await.expect("token");
     assert!(secret.starts_with("mnt_") && token.prefix.len() < secret.len());
     assert_eq!(
@@ -77,6 +80,10 @@ async fn the_throttle_blocks_after_the_limit_until_the_window_passes() {
     assert!(matches!(wait, Some(1..=2)), "{wait:?}");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(throttle.blocked_for(&key, 3, window).await.expect("read"), None);
+    // The sweep forgets what is older than asked, and nothing newer.
+    throttle.failed(std::slice::from_ref(&key)).await.expect("record");
+    assert_eq!(throttle.forget_older_than(Duration::from_secs(2)).await.expect("sweep"), 3);
+    assert_eq!(throttle.forget_older_than(Duration::from_secs(2)).await.expect("sweep"), 0);
     db.drop_database().await;
 }
 
