@@ -168,14 +168,15 @@ pub fn check_email(address: &str) -> Result<String, AccountError> {
     }
 }
 
-struct UserRow {
-    id: Uuid,
-    email: String,
-    display_name: String,
-    role: String,
-    disabled_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    last_login_at: Option<DateTime<Utc>>,
+/// A `users` row as queries return it (the role as text).
+pub(crate) struct UserRow {
+    pub(crate) id: Uuid,
+    pub(crate) email: String,
+    pub(crate) display_name: String,
+    pub(crate) role: String,
+    pub(crate) disabled_at: Option<DateTime<Utc>>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) last_login_at: Option<DateTime<Utc>>,
 }
 
 impl From<UserRow> for User {

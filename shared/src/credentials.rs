@@ -14,7 +14,7 @@ use sqlx::postgres::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, User, UserRepo};
+use crate::accounts::{AccountError, User, UserRow};
 
 /// What every API token starts with, so a leaked one is recognisable (secret scanners).
 pub const TOKEN_PREFIX: &str = "mnt_";
@@ -68,13 +68,12 @@ pub struct ApiToken {
 #[derive(Debug, Clone)]
 pub struct CredentialRepo {
     pool: PgPool,
-    users: UserRepo,
 }
 
 impl CredentialRepo {
     /// A repository over `pool`.
     pub fn new(pool: PgPool) -> Self {
-        CredentialRepo { users: UserRepo::new(pool.clone()), pool }
+        CredentialRepo { pool }
     }
 
     /// Starts a session for `user` lasting `lifetime`.
@@ -107,17 +106,30 @@ impl CredentialRepo {
         Ok(done.rows_affected())
     }
 
-    /// The enabled user a session cookie belongs to, with the session's form token.
+    /// The enabled user a session cookie belongs to, with the session's form token (one
+    /// query: this runs on every page and cookie-authenticated API request).
     pub async fn session_user(&self, secret: &str) -> Result<Option<(User, String)>, AccountError> {
         let row = sqlx::query!(
-            r#"SELECT s.user_id, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id
+            r#"SELECT s.csrf_token, u.id, u.email, u.display_name, u.role, u.disabled_at,
+                      u.created_at, u.last_login_at
+               FROM sessions s JOIN users u ON u.id = s.user_id
                WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL"#,
             digest(secret)
         )
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(self.users.get(row.user_id).await?.map(|user| (user, row.csrf_token)))
+        Ok(row.map(|r| {
+            let user = UserRow {
+                id: r.id,
+                email: r.email,
+                display_name: r.display_name,
+                role: r.role,
+                disabled_at: r.disabled_at,
+                created_at: r.created_at,
+                last_login_at: r.last_login_at,
+            };
+            (user.into(), r.csrf_token)
+        }))
     }
 
     /// Ends a session.
@@ -182,22 +194,40 @@ impl CredentialRepo {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The enabled user a live bearer token belongs to; notes its use.
+    /// The enabled user a live bearer token belongs to. This runs on every API request,
+    /// so it is one read; the token's last use is written at most once a minute (a write
+    /// per request would serialise every request of one token on its row lock).
     pub async fn token_user(&self, secret: &str) -> Result<Option<User>, AccountError> {
-        let user = sqlx::query_scalar!(
-            r#"UPDATE api_tokens t SET last_used_at = now()
-               FROM users u
-               WHERE t.token_hash = $1 AND t.revoked_at IS NULL
-                 AND u.id = t.user_id AND u.disabled_at IS NULL
-               RETURNING t.user_id"#,
+        let row = sqlx::query!(
+            r#"SELECT t.id AS token_id,
+                      (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')
+                          AS "stale!",
+                      u.id, u.email, u.display_name, u.role, u.disabled_at, u.created_at,
+                      u.last_login_at
+               FROM api_tokens t JOIN users u ON u.id = t.user_id
+               WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL"#,
             digest(secret)
         )
         .fetch_optional(&self.pool)
         .await?;
-        match user {
-            Some(id) => self.users.get(id).await,
-            None => Ok(None),
+        let Some(r) = row else { return Ok(None) };
+        if r.stale {
+            sqlx::query!("UPDATE api_tokens SET last_used_at = now() WHERE id = $1", r.token_id)
+                .execute(&self.pool)
+                .await?;
         }
+        Ok(Some(
+            UserRow {
+                id: r.id,
+                email: r.email,
+                display_name: r.display_name,
+                role: r.role,
+                disabled_at: r.disabled_at,
+                created_at: r.created_at,
+                last_login_at: r.last_login_at,
+            }
+            .into(),
+        ))
     }
 
     /// The secret called `name`: `given` when set (and then stored), else the one stored,
