@@ -39,7 +39,7 @@ use utoipa::OpenApi;
         crate::health::Readiness,
         crate::error::ErrorBody,
         crate::upload::UploadForm,
-        crate::auth::tokens::TokenView,
+        minutes_shared::credentials::ApiToken,
         crate::auth::tokens::NewTokenView,
         crate::auth::tokens::CreateToken,
     )),

@@ -418,25 +418,10 @@ fn single_line(text: &str) -> String {
         .to_string()
 }
 
+/// The same rules as account emails: one line, one `@`, a dotted domain.
 fn check_email(address: String) -> Result<String, ApiError> {
-    let valid = address.len() <= 254
-        && !address
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
-        && address.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
-    if valid {
-        Ok(address)
-    } else {
-        Err(ApiError::bad_request(format!(
-            "email: {:?} is not an email address",
-            address.chars().take(80).collect::<String>()
-        )))
-    }
+    minutes_shared::accounts::check_email(&address)
+        .map_err(|error| ApiError::bad_request(format!("email: {error}")))
 }
 
 fn check_language(code: String) -> Result<String, ApiError> {

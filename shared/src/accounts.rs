@@ -164,7 +164,8 @@ pub fn check_email(address: &str) -> Result<String, AccountError> {
     if valid {
         Ok(address.to_string())
     } else {
-        Err(AccountError::Invalid(format!("{address:?} is not an email address")))
+        let shown: String = address.chars().take(80).collect();
+        Err(AccountError::Invalid(format!("{shown:?} is not an email address")))
     }
 }
 
@@ -178,6 +179,24 @@ pub(crate) struct UserRow {
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) last_login_at: Option<DateTime<Utc>>,
 }
+
+/// The [`User`] in a query record that selects the `users` columns beside others (sqlx
+/// gives every `query!` its own record type, so `query_as!(UserRow, ..)` cannot serve
+/// queries that also return a password hash or a session's form token).
+macro_rules! user_from_record {
+    ($record:expr) => {
+        $crate::accounts::User::from($crate::accounts::UserRow {
+            id: $record.id,
+            email: $record.email,
+            display_name: $record.display_name,
+            role: $record.role,
+            disabled_at: $record.disabled_at,
+            created_at: $record.created_at,
+            last_login_at: $record.last_login_at,
+        })
+    };
+}
+pub(crate) use user_from_record;
 
 impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
@@ -248,18 +267,7 @@ impl UserRepo {
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| {
-            let user = User::from(UserRow {
-                id: r.id,
-                email: r.email,
-                display_name: r.display_name,
-                role: r.role,
-                disabled_at: r.disabled_at,
-                created_at: r.created_at,
-                last_login_at: r.last_login_at,
-            });
-            (user, r.password_hash)
-        }))
+        Ok(row.map(|r| (user_from_record!(r), r.password_hash)))
     }
 
     /// The user with `id`.

@@ -14,7 +14,7 @@ use sqlx::postgres::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, User, UserRow};
+use crate::accounts::{user_from_record, AccountError, User};
 
 /// What every API token starts with, so a leaked one is recognisable (secret scanners).
 pub const TOKEN_PREFIX: &str = "mnt_";
@@ -47,8 +47,9 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// An API token as listed (never its secret).
+/// An API token as listed (never its secret); the API returns it as it is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
     /// Id, for revoking.
     pub id: Uuid,
@@ -118,18 +119,7 @@ impl CredentialRepo {
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| {
-            let user = UserRow {
-                id: r.id,
-                email: r.email,
-                display_name: r.display_name,
-                role: r.role,
-                disabled_at: r.disabled_at,
-                created_at: r.created_at,
-                last_login_at: r.last_login_at,
-            };
-            (user.into(), r.csrf_token)
-        }))
+        Ok(row.map(|r| (user_from_record!(r), r.csrf_token)))
     }
 
     /// Ends a session.
@@ -216,18 +206,7 @@ impl CredentialRepo {
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(Some(
-            UserRow {
-                id: r.id,
-                email: r.email,
-                display_name: r.display_name,
-                role: r.role,
-                disabled_at: r.disabled_at,
-                created_at: r.created_at,
-                last_login_at: r.last_login_at,
-            }
-            .into(),
-        ))
+        Ok(Some(user_from_record!(r)))
     }
 
     /// The secret called `name`: `given` when set (and then stored), else the one stored,

@@ -3,17 +3,16 @@
 //! user (other browsers are signed out) and starts a new one for this browser.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Form};
 use minutes_shared::accounts::{check_password, hash_password};
 use serde::Deserialize;
 
-use super::signin::{authenticate, capitalised, client_address};
-use super::{set_cookie, PageUser, SESSION_COOKIE};
+use super::signin::{authenticate, capitalised, client_address, start_session};
+use super::PageUser;
 use crate::error::ApiError;
 use crate::web::error_page;
 use crate::web::html::{escape, page};
@@ -81,15 +80,7 @@ pub async fn change(
     if let Err(error) = state.users.set_password(&viewer.user.email, &hash).await {
         return error_page(Some(&viewer), error.into());
     }
-    let lifetime = Duration::from_secs(state.settings.access.session_hours * 3600);
-    let session = match state.credentials.start_session(viewer.user.id, lifetime).await {
-        Ok(session) => session,
-        Err(error) => return error_page(Some(&viewer), error.into()),
-    };
-    let mut response = Redirect::to("/settings?password=changed").into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(&state, SESSION_COOKIE, &session.secret, "/", lifetime.as_secs()),
-    );
-    response
+    start_session(&state, viewer.user.id, "/settings?password=changed")
+        .await
+        .unwrap_or_else(|error| error_page(Some(&viewer), error))
 }

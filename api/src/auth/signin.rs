@@ -18,6 +18,7 @@ use minutes_shared::accounts::{decoy_hash, verify_password, User};
 use minutes_shared::credentials::random_secret;
 use minutes_shared::throttle::{account_key, address_key};
 use serde::Deserialize;
+use uuid::Uuid;
 
 use super::{cookie, csrf_refused, identify, same, set_cookie, Via, SESSION_COOKIE};
 use crate::error::ApiError;
@@ -235,22 +236,27 @@ pub async fn login(
             return response;
         }
     };
-    let lifetime = Duration::from_secs(state.settings.access.session_hours * 3600);
-    let session = match state.credentials.start_session(user.id, lifetime).await {
-        Ok(session) => session,
-        Err(error) => {
-            let error = ApiError::from(error);
-            return login_page(&state, &form.next, Some(&error.message), error.status);
+    match start_session(&state, user.id, safe_next(&form.next)).await {
+        Ok(mut response) => {
+            let cleared = set_cookie(&state, LOGIN_COOKIE, "", "/login", 0);
+            response.headers_mut().append(header::SET_COOKIE, cleared);
+            response
         }
-    };
-    let mut response = Redirect::to(safe_next(&form.next)).into_response();
-    let headers = response.headers_mut();
-    headers.append(
+        Err(error) => login_page(&state, &form.next, Some(&error.message), error.status),
+    }
+}
+
+/// Starts a session for `user` and answers with a redirect to `to` that sets its cookie
+/// (signing in, and after a password change, which ended the old sessions).
+pub async fn start_session(state: &AppState, user: Uuid, to: &str) -> Result<Response, ApiError> {
+    let lifetime = Duration::from_secs(state.settings.access.session_hours * 3600);
+    let session = state.credentials.start_session(user, lifetime).await?;
+    let mut response = Redirect::to(to).into_response();
+    response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, SESSION_COOKIE, &session.secret, "/", lifetime.as_secs()),
+        set_cookie(state, SESSION_COOKIE, &session.secret, "/", lifetime.as_secs()),
     );
-    headers.append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, "", "/login", 0));
-    response
+    Ok(response)
 }
 
 pub(crate) fn capitalised(text: &str) -> String {

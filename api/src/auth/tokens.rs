@@ -12,7 +12,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
 use minutes_shared::credentials::ApiToken;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -24,42 +23,12 @@ use crate::web::error_page;
 use crate::web::html::{csrf_field, escape, page};
 use crate::AppState;
 
-/// A token as listed.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TokenView {
-    /// Id, for revoking.
-    pub id: Uuid,
-    /// What it is for.
-    pub name: String,
-    /// Its first characters.
-    pub prefix: String,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-    /// When it was last used.
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// When it was revoked.
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl From<ApiToken> for TokenView {
-    fn from(token: ApiToken) -> Self {
-        TokenView {
-            id: token.id,
-            name: token.name,
-            prefix: token.prefix,
-            created_at: token.created_at,
-            last_used_at: token.last_used_at,
-            revoked_at: token.revoked_at,
-        }
-    }
-}
-
 /// A new token, with its secret (shown this once).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewTokenView {
     /// The token.
     #[serde(flatten)]
-    pub token: TokenView,
+    pub token: ApiToken,
     /// The secret to send as `Authorization: Bearer ...`; it cannot be shown again.
     pub secret: String,
 }
@@ -74,13 +43,12 @@ pub struct CreateToken {
 
 /// Lists the caller's tokens (revoked ones too), newest first.
 #[utoipa::path(get, path = "/api/v1/tokens", security(("bearer" = [])),
-    responses((status = 200, body = [TokenView]), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [ApiToken]), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiUser(principal): ApiUser,
-) -> Result<Json<Vec<TokenView>>, ApiError> {
-    let tokens = state.credentials.tokens(principal.user.id).await?;
-    Ok(Json(tokens.into_iter().map(TokenView::from).collect()))
+) -> Result<Json<Vec<ApiToken>>, ApiError> {
+    Ok(Json(state.credentials.tokens(principal.user.id).await?))
 }
 
 /// Makes a token for the caller (signed in, a token, or HTTP Basic email and password).
@@ -123,7 +91,7 @@ pub async fn create(
     };
     let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (token, secret) = state.credentials.create_token(user.id, &request.name).await?;
-    Ok((StatusCode::CREATED, Json(NewTokenView { token: token.into(), secret })))
+    Ok((StatusCode::CREATED, Json(NewTokenView { token, secret })))
 }
 
 /// Revokes one of the caller's tokens; another user's token id answers 404.
