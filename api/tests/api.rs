@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use minutes_api::settings::{AccessSettings, ApiSettings};
 use minutes_api::Application;
-use minutes_shared::accounts::{hash_password, Role, User, UserRepo};
-use minutes_shared::credentials::CredentialRepo;
+use minutes_shared::accounts::{Role, User};
 use minutes_shared::jobs::{Claim, JobRepo, NewJob};
 use minutes_shared::queue::{JobQueue, QueueSettings};
 use minutes_shared::settings::ServiceSettings;
 use minutes_shared::storage::{artifact_key, Storage};
-use minutes_shared::testing::{files_under, queue_name, redis_url, TestDatabase};
+use minutes_shared::testing::{
+    add_user, files_under, queue_name, redis_url, TestDatabase, PASSWORD,
+};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -69,9 +70,6 @@ fn settings(db: &TestDatabase, store_dir: &Path, queue: &str) -> ApiSettings {
     }
 }
 
-/// The password every test user has.
-const PASSWORD: &str = "correct horse battery";
-
 /// A client that sends `token` as a bearer token.
 fn bearer_client(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -103,7 +101,7 @@ impl TestApp {
             let _ = stopped.await;
         }));
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let (user, token) = add_user(&pool, "ann@example.com", Role::Member).await;
+        let (user, token) = add_user(&pool, "ann@example.com", Role::Member).await.unwrap();
         TestApp {
             base,
             http: bearer_client(&token),
@@ -123,7 +121,7 @@ impl TestApp {
 
     /// Another user of this installation and a client signed in as them with a token.
     async fn other_user(&self, email: &str, role: Role) -> (User, reqwest::Client) {
-        let (user, token) = add_user(self.repo.pool(), email, role).await;
+        let (user, token) = add_user(self.repo.pool(), email, role).await.unwrap();
         (user, bearer_client(&token))
     }
 
@@ -148,6 +146,22 @@ impl TestApp {
         let home = self.anon.get(self.url("/")).header("cookie", &cookie).send().await.unwrap();
         let csrf = meta_value(&home.text().await.unwrap(), "csrf-token");
         Session { cookie, csrf }
+    }
+
+    /// `POST /api/v1/tokens` with HTTP Basic `email` and `password`, for a token `name`.
+    async fn token_by_password(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+    ) -> reqwest::Response {
+        self.anon
+            .post(self.url("/api/v1/tokens"))
+            .basic_auth(email, Some(password))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap()
     }
 
     fn url(&self, path: &str) -> String {
@@ -225,14 +239,6 @@ impl TestApp {
 struct Session {
     cookie: String,
     csrf: String,
-}
-
-async fn add_user(pool: &sqlx::PgPool, email: &str, role: Role) -> (User, String) {
-    let hash = hash_password(PASSWORD).unwrap();
-    let user = UserRepo::new(pool.clone()).add(email, "", &hash, role).await.unwrap();
-    let (_, token) =
-        CredentialRepo::new(pool.clone()).create_token(user.id, "tests").await.unwrap();
-    (user, token)
 }
 
 /// `name=value` of a `Set-Cookie` the response carries.
@@ -1055,14 +1061,7 @@ async fn sign_in_is_throttled_per_account_and_address_and_never_says_whether_an_
     let from_here = attempt("carl@example.com", PASSWORD).await;
     assert_eq!(from_here.0, StatusCode::TOO_MANY_REQUESTS, "{from_here:?}");
     // The token route's password sign-in is under the same throttle.
-    let basic = app
-        .anon
-        .post(app.url("/api/v1/tokens"))
-        .basic_auth("carl@example.com", Some(PASSWORD))
-        .json(&serde_json::json!({"name": "cli"}))
-        .send()
-        .await
-        .unwrap();
+    let basic = app.token_by_password("carl@example.com", PASSWORD, "cli").await;
     assert_eq!(basic.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(basic.headers().contains_key("retry-after"));
     app.finish().await;
@@ -1071,14 +1070,7 @@ async fn sign_in_is_throttled_per_account_and_address_and_never_says_whether_an_
 #[tokio::test]
 async fn tokens_are_shown_once_stored_hashed_and_stop_when_revoked() {
     let app = TestApp::spawn().await;
-    let made = app
-        .anon
-        .post(app.url("/api/v1/tokens"))
-        .basic_auth("ann@example.com", Some(PASSWORD))
-        .json(&serde_json::json!({"name": "laptop"}))
-        .send()
-        .await
-        .unwrap();
+    let made = app.token_by_password("ann@example.com", PASSWORD, "laptop").await;
     assert_eq!(made.status(), StatusCode::CREATED);
     let made: Value = made.json().await.unwrap();
     let secret = made["secret"].as_str().unwrap().to_string();
@@ -1092,14 +1084,7 @@ async fn tokens_are_shown_once_stored_hashed_and_stop_when_revoked() {
         .await
         .unwrap();
     assert!(stored.iter().all(|h| h.len() == 32 && h.as_slice() != secret.as_bytes()));
-    let wrong_password = app
-        .anon
-        .post(app.url("/api/v1/tokens"))
-        .basic_auth("ann@example.com", Some("nope"))
-        .json(&serde_json::json!({"name": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let wrong_password = app.token_by_password("ann@example.com", "nope", "x").await;
     assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
     let revoked = client
         .delete(app.url(&format!("/api/v1/tokens/{}", made["id"].as_str().unwrap())))

@@ -1,9 +1,27 @@
 //! Helpers for the integration tests of every crate (feature `testing`): a fresh Postgres
 //! database per test and a queue name of its own, against the real services the README's
-//! test command starts.
+//! test command starts, and users with API tokens to make requests as.
 
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
+
+use crate::accounts::{hash_password, AccountError, Role, User, UserRepo};
+use crate::credentials::CredentialRepo;
+
+/// The password of every user [`add_user`] makes.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A user with [`PASSWORD`] and an API token made for them: the user and the token.
+pub async fn add_user(
+    pool: &PgPool,
+    email: &str,
+    role: Role,
+) -> Result<(User, String), AccountError> {
+    let hash = hash_password(PASSWORD)?;
+    let user = UserRepo::new(pool.clone()).add(email, "", &hash, role).await?;
+    let (_, token) = CredentialRepo::new(pool.clone()).create_token(user.id, "tests").await?;
+    Ok((user, token))
+}
 
 /// A database made for one test; [`TestDatabase::drop_database`] removes it (the test
 /// command also drops leftovers of tests that crashed).

@@ -11,11 +11,10 @@ use std::time::Instant;
 use mail_parser::{MessageParser, MimeHeaders};
 use minutes_api::settings::{AccessSettings, ApiSettings};
 use minutes_api::Application;
-use minutes_shared::accounts::{hash_password, Role, UserRepo};
-use minutes_shared::credentials::CredentialRepo;
+use minutes_shared::accounts::Role;
 use minutes_shared::jobs::{Job, JobRepo, JobState};
 use minutes_shared::settings::ServiceSettings;
-use minutes_shared::testing::{files_under, queue_name, redis_url, TestDatabase};
+use minutes_shared::testing::{add_user, files_under, queue_name, redis_url, TestDatabase};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -25,9 +24,6 @@ use super::*;
 
 /// Heartbeat of the test workers: a lease lapses after 3 missed beats (6 s).
 const HEARTBEAT_SECS: &str = "2";
-
-/// The password of every user the service tests make.
-pub(super) const PASSWORD: &str = "correct horse battery";
 
 pub(super) struct Service {
     pub(super) base: String,
@@ -60,14 +56,6 @@ impl Worker {
 pub(super) enum Store {
     Local,
     S3,
-}
-
-/// A member with [`PASSWORD`] and an API token; the token.
-async fn add_user(repo: &JobRepo, email: &str) -> String {
-    let hash = hash_password(PASSWORD).unwrap();
-    let user =
-        UserRepo::new(repo.pool().clone()).add(email, "", &hash, Role::Member).await.unwrap();
-    CredentialRepo::new(repo.pool().clone()).create_token(user.id, "tests").await.unwrap().1
 }
 
 fn bearer_client(token: &str) -> reqwest::Client {
@@ -119,7 +107,7 @@ impl Service {
             let _ = stopped.await;
         }));
         let repo = JobRepo::new(sqlx::PgPool::connect(&db.url).await.unwrap());
-        let token = add_user(&repo, "ann@example.com").await;
+        let token = add_user(repo.pool(), "ann@example.com", Role::Member).await.unwrap().1;
         Service {
             base,
             http: bearer_client(&token),
@@ -217,7 +205,7 @@ impl Service {
 
     /// Another user, and a client signed in as them.
     pub(super) async fn other_user(&self, email: &str) -> reqwest::Client {
-        bearer_client(&add_user(&self.repo, email).await)
+        bearer_client(&add_user(self.repo.pool(), email, Role::Member).await.unwrap().1)
     }
 
     async fn submit(&self, fixture_name: &str, email: Option<&str>) -> Uuid {

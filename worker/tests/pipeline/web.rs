@@ -43,7 +43,7 @@ async fn the_upload_and_job_pages_work_in_chromium() {
             .env("MINUTES_WEB_LONG", long)
             .env("MINUTES_WEB_ARTIFACTS", artifacts)
             .env("MINUTES_WEB_EMAIL", "ann@example.com")
-            .env("MINUTES_WEB_PASSWORD", super::service::PASSWORD)
+            .env("MINUTES_WEB_PASSWORD", minutes_shared::testing::PASSWORD)
             .output()
             .expect("run node")
     })
