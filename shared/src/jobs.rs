@@ -18,6 +18,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgPool, PgTypeInfo, PgValueRef, Postgres};
 use uuid::Uuid;
 
+use crate::options::JobOptions;
 use crate::stage::Stage;
 
 /// The channel progress notifications go to; the payload is the job id.
@@ -148,7 +149,7 @@ pub struct Job {
     /// Where the notification goes.
     pub notify_email: Option<String>,
     /// Options chosen at upload or reprocessing.
-    pub options: Value,
+    pub options: JobOptions,
     /// Artifact name -> object key.
     pub artifacts: Value,
     /// When it was pushed to the queue (none: the reconciler will push it).
@@ -236,6 +237,21 @@ pub enum Reprocess {
     NotFound,
 }
 
+/// What a reprocess asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReprocessRequest {
+    /// The first stage to run again.
+    pub from: Stage,
+    /// Options that replace the job's (checked by the caller).
+    pub patch: JobOptions,
+    /// A new title.
+    pub title: Option<String>,
+    /// A new spoken language.
+    pub language: Option<String>,
+    /// Whether to send the minutes email again.
+    pub notify: bool,
+}
+
 /// What an upload creates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -255,8 +271,8 @@ pub struct NewJob {
     pub language: Option<String>,
     /// Notification address, when given.
     pub notify_email: Option<String>,
-    /// Processing options.
-    pub options: Value,
+    /// Processing options, checked.
+    pub options: JobOptions,
     /// The request's Idempotency-Key, when it had one (scoped to the owner by the caller).
     pub idempotency_key: Option<String>,
     /// The uploader.
@@ -401,7 +417,7 @@ impl JobRepo {
             new.title,
             new.language,
             new.notify_email,
-            new.options,
+            serde_json::to_value(&new.options).unwrap_or_default(),
             new.idempotency_key,
             new.owner_id,
         )
@@ -521,7 +537,8 @@ impl JobRepo {
             r#"SELECT id, state AS "state: JobState", stage, percent, message, failure_reason,
                       attempts, crash_count, error_retries, worker_name, lease_expires_at,
                       source_key, original_filename, content_type, size_bytes, media_duration,
-                      language, title, notify_email, options, artifacts, enqueued_at, run_after,
+                      language, title, notify_email, options AS "options: JobOptions", artifacts,
+                      enqueued_at, run_after,
                       created_at, started_at, updated_at, finished_at, owner_id
                FROM jobs WHERE id = $1"#,
             id
@@ -545,7 +562,8 @@ impl JobRepo {
             r#"SELECT id, state AS "state: JobState", stage, percent, message, failure_reason,
                       attempts, crash_count, error_retries, worker_name, lease_expires_at,
                       source_key, original_filename, content_type, size_bytes, media_duration,
-                      language, title, notify_email, options, artifacts, enqueued_at, run_after,
+                      language, title, notify_email, options AS "options: JobOptions", artifacts,
+                      enqueued_at, run_after,
                       created_at, started_at, updated_at, finished_at, owner_id
                FROM jobs
                WHERE ($1::text IS NULL OR state = $1)
@@ -571,27 +589,22 @@ impl JobRepo {
 
     /// Queues a finished job (done, failed or cancelled) to run again from `from`: the
     /// artifacts of that stage and later ones are forgotten (and replaced when it runs),
-    /// the earlier ones reused; `options` are merged into the job's options; the event log
+    /// the earlier ones reused; the options `patch` sets replace the job's; the event log
     /// records the reprocessing with its options. With `notify` the minutes email is sent
     /// again (same Message-ID), without it no email is sent.
     pub async fn reprocess(
         &self,
         id: Uuid,
-        from: Stage,
-        options: &Value,
-        notify: bool,
+        request: &ReprocessRequest,
     ) -> Result<Reprocess, RepoError> {
+        let ReprocessRequest { from, patch, title, language, notify } = request;
+        let (from, notify) = (*from, *notify);
         let mut tx = self.pool.begin().await?;
         let dropped: Vec<String> = from.artifacts_from().into_iter().map(String::from).collect();
-        let patch = {
-            let mut patch = options.clone();
-            if let Some(map) = patch.as_object_mut() {
-                map.insert("notify".into(), Value::Bool(notify));
-            }
-            patch
-        };
-        let title = options.get("title").and_then(Value::as_str);
-        let language = options.get("language").and_then(Value::as_str);
+        let patch = JobOptions { notify: Some(notify), ..patch.clone() };
+        // Serialising a struct of strings and flags cannot fail.
+        let patch_json = serde_json::to_value(&patch).unwrap_or_default();
+        let (title, language) = (title.as_deref(), language.as_deref());
         let updated = sqlx::query_scalar!(
             r#"UPDATE jobs SET state = 'queued', stage = $2, percent = 0,
                                message = 'reprocessing from ' || $2, failure_reason = NULL,
@@ -605,7 +618,7 @@ impl JobRepo {
             id,
             from.as_str(),
             &dropped,
-            patch,
+            patch_json,
             title,
             language
         )
@@ -628,8 +641,10 @@ impl JobRepo {
                 .execute(&mut *tx)
                 .await?;
         }
-        let record =
-            serde_json::json!({ "from": from.as_str(), "options": options, "notify": notify });
+        let record = serde_json::json!({
+            "from": from.as_str(), "options": patch, "title": title, "language": language,
+            "notify": notify
+        });
         append_event(&mut tx, id, "reprocess", &record.to_string()).await?;
         tx.commit().await?;
         Ok(Reprocess::Queued)

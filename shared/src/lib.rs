@@ -5,7 +5,8 @@
 //! text, SRT, WebVTT, JSON), the minutes model, the word-error-rate measure used by tests
 //! and benchmarks, and the service's adapters: the job repository ([`jobs`], Postgres), the
 //! object store ([`storage`], a local folder or S3), the job queue ([`queue`], Redis through
-//! apalis) and the settings that locate them ([`settings`]); and accounts: users and
+//! apalis) and the settings that locate them ([`settings`]), with the models an installation
+//! offers ([`models`]) and the options a job carries ([`options`]); and accounts: users and
 //! password hashes ([`accounts`]), sessions, API tokens and server secrets
 //! ([`credentials`]), and the sign-in throttle ([`throttle`]).
 
@@ -13,6 +14,8 @@ pub mod accounts;
 pub mod credentials;
 pub mod jobs;
 pub mod minutes;
+pub mod models;
+pub mod options;
 pub mod queue;
 pub mod settings;
 pub mod shutdown;
@@ -22,6 +25,7 @@ pub mod subtitles;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;
+pub mod tls;
 pub mod transcript;
 pub mod wer;
 

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::transcript::Segment;
+use crate::transcript::{Segment, Transcript};
 
 /// Version of the serialized minutes; bump it when a field changes meaning.
 pub const MINUTES_FORMAT_VERSION: u32 = 1;
@@ -39,8 +39,98 @@ pub struct Minutes {
     pub open_questions: Vec<Point>,
     /// Which summarizer wrote these minutes.
     pub summarizer: SummarizerInfo,
+    /// How far to trust the transcript (absent in minutes made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Quality>,
     /// The transcript the minutes were made from.
     pub transcript: Vec<Segment>,
+}
+
+/// A short note on how the transcript was made and how sure the model was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    /// The speech-recognition model.
+    pub model: String,
+    /// The languages spoken, the most spoken first.
+    pub languages: Vec<LanguageShare>,
+    /// Share of the recording the transcript covers (0 to 1).
+    pub speech_share: f64,
+    /// Share of transcript lines the model was unsure of (0 to 1): check their words.
+    pub low_confidence_share: f64,
+}
+
+/// A language and its share of the transcript's speech time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanguageShare {
+    /// ISO 639-1 code.
+    pub language: String,
+    /// Share of the speech time (0 to 1).
+    pub share: f64,
+}
+
+impl Quality {
+    /// The note for `transcript`.
+    pub fn of(transcript: &Transcript) -> Self {
+        let spoken: f64 = transcript.segments.iter().map(|s| (s.end - s.start).max(0.0)).sum();
+        let unsure = transcript.segments.iter().filter(|s| s.is_low_confidence()).count();
+        Quality {
+            model: transcript.model.clone(),
+            languages: transcript
+                .languages()
+                .into_iter()
+                .map(|(language, share)| LanguageShare { language, share })
+                .collect(),
+            speech_share: (spoken / transcript.duration.max(1e-9)).min(1.0),
+            low_confidence_share: unsure as f64 / transcript.segments.len().max(1) as f64,
+        }
+    }
+
+    /// One line for people: "tiny.en; English 92 %, German 8 %; speech 71 % of the
+    /// recording; 3 % of lines unsure".
+    pub fn describe(&self) -> String {
+        let percent = |share: f64| (share * 100.0).round() as u32;
+        let languages: Vec<String> = self
+            .languages
+            .iter()
+            .map(|l| format!("{} {} %", language_name(&l.language), percent(l.share)))
+            .collect();
+        let mut parts = vec![format!("model {}", self.model)];
+        if !languages.is_empty() {
+            parts.push(languages.join(", "));
+        }
+        parts.push(format!("speech {} % of the recording", percent(self.speech_share)));
+        parts.push(format!("{} % of lines marked unsure", percent(self.low_confidence_share)));
+        parts.join("; ")
+    }
+}
+
+/// The English name of a language code, for the languages people use most; else the code.
+pub fn language_name(code: &str) -> String {
+    let name = match code {
+        "en" => "English",
+        "de" => "German",
+        "fr" => "French",
+        "es" => "Spanish",
+        "it" => "Italian",
+        "nl" => "Dutch",
+        "pt" => "Portuguese",
+        "pl" => "Polish",
+        "sv" => "Swedish",
+        "da" => "Danish",
+        "no" => "Norwegian",
+        "fi" => "Finnish",
+        "cs" => "Czech",
+        "ru" => "Russian",
+        "uk" => "Ukrainian",
+        "tr" => "Turkish",
+        "ar" => "Arabic",
+        "zh" => "Chinese",
+        "ja" => "Japanese",
+        "ko" => "Korean",
+        "hi" => "Hindi",
+        _ => return code.to_string(),
+    };
+    name.to_string()
 }
 
 /// A statement from the meeting and when it was made.

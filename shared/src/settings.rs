@@ -63,6 +63,10 @@ pub struct ServiceSettings {
     /// https://minutes.example.com.
     #[arg(long, env = "MINUTES_PUBLIC_URL")]
     pub public_url: Option<url::Url>,
+    /// The Whisper models a job may ask for, by name (`minutes models list`), each
+    /// optionally with its folder: `tiny.en,base,large=/models/whisper-large-v3`.
+    #[arg(long, env = "MINUTES_MODELS", default_value = "tiny.en")]
+    pub models: crate::models::ModelList,
 }
 
 /// A setting that cannot be used.

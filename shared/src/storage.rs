@@ -125,6 +125,7 @@ impl Storage {
                 Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true))
             }
             "s3" => {
+                crate::tls::use_ring();
                 let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
                     StorageError::Settings(format!("{:?} names no bucket", settings.url))
                 })?;

@@ -158,9 +158,27 @@ mod tests {
             duration: 4000.0,
             model: "tiny".into(),
             segments: vec![
-                Segment { start: 0.0, end: 1.5, text: "Hello.".into(), words: None },
-                Segment { start: 1.5, end: 1.5, text: String::new(), words: None },
-                Segment { start: 3661.25, end: 3662.0, text: "a --> b\n\nc".into(), words: None },
+                Segment {
+                    start: 0.0,
+                    end: 1.5,
+                    text: "Hello.".into(),
+                    words: None,
+                    ..Segment::default()
+                },
+                Segment {
+                    start: 1.5,
+                    end: 1.5,
+                    text: String::new(),
+                    words: None,
+                    ..Segment::default()
+                },
+                Segment {
+                    start: 3661.25,
+                    end: 3662.0,
+                    text: "a --> b\n\nc".into(),
+                    words: None,
+                    ..Segment::default()
+                },
             ],
         }
     }

@@ -5,6 +5,8 @@
 //!   input to output; only the `openai` summarizer talks to a network.
 //! - [`audio`]: decode and resample composed into "file to 16 kHz samples".
 //! - [`mail`]: the outbox that delivers notification emails (a folder, or SMTP).
+//! - [`models`]: where models and runtimes are installed, and `minutes models install`.
+//! - [`onnx`]: ONNX Runtime, loaded once for every ONNX model.
 //! - [`panic_guard`]: contains panics of third-party decoders.
 //! - [`settings`]: recognition and summarizer flags shared by both binaries.
 //! - [`service`]: the `minutes-worker` daemon: queue consumer, leases, stage runner,
@@ -14,6 +16,8 @@
 
 pub mod audio;
 pub mod mail;
+pub mod models;
+pub mod onnx;
 pub mod panic_guard;
 pub mod service;
 pub mod settings;

@@ -1,7 +1,8 @@
 //! Integration tests of the worker crate: real fixtures through decode, resample and
-//! Whisper, and the `minutes` binary as a user runs it. Needs the model that the README's
-//! test command fetches (`models/whisper-tiny.en`, or `MINUTES_MODEL_DIR`), and for the
-//! [`llm`], [`mail`] and [`service`] modules the servers that command starts.
+//! Whisper, and the `minutes` binary as a user runs it. Needs what the README's test
+//! command installs (`minutes models install tiny.en base silero-vad onnxruntime`, into
+//! `MINUTES_DATA_DIR`), and for the [`llm`], [`mail`] and [`service`] modules the servers
+//! that command starts.
 
 // In a test, a failed expectation is the test failing: say what was expected and stop.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -16,7 +17,10 @@ use minutes_shared::transcript::{Segment, TRANSCRIPT_FORMAT_VERSION};
 use minutes_shared::wer::{word_error_rate, word_errors};
 use minutes_shared::Transcript;
 use minutes_worker::audio;
+use minutes_worker::models::{resolve_model, Locations};
 use minutes_worker::stages::decode::{decode_file, DecodeError, DecodeOptions};
+use minutes_worker::stages::transcribe::silero::{SileroVad, VadOptions};
+use minutes_worker::stages::transcribe::speech::SpeechDetector;
 use minutes_worker::stages::transcribe::{
     ModelOptions, Precision, TranscribeOptions, WhisperModel,
 };
@@ -29,6 +33,8 @@ mod compose;
 mod llm;
 #[path = "pipeline/mail.rs"]
 mod mail;
+#[path = "pipeline/recognition.rs"]
+mod recognition;
 #[path = "pipeline/service.rs"]
 mod service;
 #[path = "pipeline/web.rs"]
@@ -42,32 +48,49 @@ fn fixture(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
 
-fn model_dir() -> PathBuf {
-    std::env::var_os("MINUTES_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("models/whisper-tiny.en"))
+/// The folder of an installed model ("tiny.en", "base").
+fn model_dir_of(name: &str) -> PathBuf {
+    resolve_model(name, &Locations::from_env())
+        .unwrap_or_else(|e| panic!("{e} (the README's test command installs it)"))
+}
+
+fn load_model(name: &str) -> WhisperModel {
+    WhisperModel::load(&ModelOptions {
+        model_dir: model_dir_of(name),
+        precision: Precision::Int8,
+        threads: 2,
+        lanes: 2,
+    })
+    .unwrap_or_else(|e| panic!("{e} (the README's test command installs the models)"))
 }
 
 /// One model for the whole binary: loading it per test would only cost time.
 fn model() -> &'static WhisperModel {
     static MODEL: OnceLock<WhisperModel> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        WhisperModel::load(&ModelOptions {
-            model_dir: model_dir(),
-            precision: Precision::Int8,
-            threads: 2,
-            lanes: 2,
-        })
-        .unwrap_or_else(|e| panic!("{e} (run the README's test command to fetch the model)"))
+    MODEL.get_or_init(|| load_model("tiny.en"))
+}
+
+/// Silero VAD on the installed ONNX Runtime, as `minutes` runs by default.
+fn detector() -> &'static SpeechDetector {
+    static DETECTOR: OnceLock<SpeechDetector> = OnceLock::new();
+    DETECTOR.get_or_init(|| {
+        let locations = Locations::from_env();
+        let vad = SileroVad::load(&locations.onnxruntime(), &locations.silero_vad())
+            .unwrap_or_else(|e| panic!("{e}"));
+        SpeechDetector::Silero(std::sync::Arc::new(vad), VadOptions::default())
     })
 }
 
-fn transcribe(path: &Path, options: &TranscribeOptions) -> Transcript {
+fn transcribe_with(model: &WhisperModel, path: &Path, options: &TranscribeOptions) -> Transcript {
     let audio = audio::load(path, DecodeOptions::default(), &mut |_| {})
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    model()
-        .transcribe(&audio.samples, options, &mut |_| ControlFlow::Continue(()))
+    model
+        .transcribe(&audio.samples, detector(), options, &mut |_| ControlFlow::Continue(()))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn transcribe(path: &Path, options: &TranscribeOptions) -> Transcript {
+    transcribe_with(model(), path, options)
 }
 
 fn read(path: &Path) -> String {
@@ -230,7 +253,7 @@ fn progress_rises_to_one_and_cancelling_stops_the_work() {
     let options = TranscribeOptions { batch_size: 1, ..TranscribeOptions::default() };
     let mut seen = Vec::new();
     model()
-        .transcribe(&audio.samples, &options, &mut |f| {
+        .transcribe(&audio.samples, detector(), &options, &mut |f| {
             seen.push(f);
             ControlFlow::Continue(())
         })
@@ -240,7 +263,7 @@ fn progress_rises_to_one_and_cancelling_stops_the_work() {
     assert_eq!(seen.last().copied(), Some(1.0));
 
     let mut calls = 0;
-    let outcome = model().transcribe(&audio.samples, &options, &mut |_| {
+    let outcome = model().transcribe(&audio.samples, detector(), &options, &mut |_| {
         calls += 1;
         ControlFlow::Break(())
     });
@@ -252,7 +275,8 @@ fn progress_rises_to_one_and_cancelling_stops_the_work() {
 fn an_english_only_model_refuses_another_language() {
     let options = TranscribeOptions { language: Some("de".into()), ..TranscribeOptions::default() };
     let audio = vec![0.0f32; 16_000];
-    let outcome = model().transcribe(&audio, &options, &mut |_| ControlFlow::Continue(()));
+    let outcome =
+        model().transcribe(&audio, detector(), &options, &mut |_| ControlFlow::Continue(()));
     assert!(outcome.is_err());
 }
 
@@ -262,7 +286,6 @@ fn an_english_only_model_refuses_another_language() {
 fn minutes(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_minutes"))
         .args(args)
-        .env("MINUTES_MODEL_DIR", model_dir())
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run minutes")
@@ -387,167 +410,14 @@ fn scripted_transcript(lines: &[impl AsRef<str>], spacing: f64) -> Transcript {
                 end: i as f64 * spacing + spacing * 0.9,
                 text: line.as_ref().to_string(),
                 words: None,
+                ..Segment::default()
             })
             .collect(),
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Summarize and render
-
-mod pdf {
-    use super::*;
-    use minutes_shared::minutes::{Minutes, SummarizerInfo};
-    use minutes_worker::stages::render::{render_pdf, Paper, RenderOptions};
-    use minutes_worker::stages::summarize::{assemble, extractive, MeetingInfo};
-
-    /// Where PDFs and page images are kept for a person to look at (ignored by git).
-    fn artifacts() -> PathBuf {
-        let dir = root().join("artifacts");
-        std::fs::create_dir_all(&dir).expect("artifacts dir");
-        dir
-    }
-
-    fn minutes_of(transcript: &Transcript, title: &str) -> Minutes {
-        let info = MeetingInfo {
-            title: title.into(),
-            date: "2026-11-22".into(),
-            source_filename: "meeting.flac".into(),
-        };
-        let summarizer = SummarizerInfo::extractive();
-        assemble(&info, transcript, extractive::summarize(transcript), summarizer)
-    }
-
-    fn write_pdf(name: &str, minutes: &Minutes) -> PathBuf {
-        let options = RenderOptions { paper: Paper::A4, created_unix: 1_795_000_000 };
-        let bytes = render_pdf(minutes, &options).expect("render");
-        assert!(bytes.starts_with(b"%PDF-"));
-        let path = artifacts().join(name);
-        std::fs::write(&path, bytes).expect("write pdf");
-        path
-    }
-
-    fn tool(program: &str, args: &[&str]) -> String {
-        let output = Command::new(program).args(args).output().unwrap_or_else(|e| {
-            panic!("{program}: {e} (the README's test command installs poppler-utils)")
-        });
-        assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// The meeting fixture, transcribed by Whisper and summarized offline, renders to a
-    /// PDF whose text has every section, in order, and the transcript in order.
-    #[test]
-    fn minutes_of_the_meeting_render_with_every_section_in_order() {
-        let transcript = transcribe(&fixture("meeting.flac"), &TranscribeOptions::default());
-        let minutes = minutes_of(&transcript, "Weekly planning: mobile app");
-        let path = write_pdf("meeting.pdf", &minutes);
-        let path = path.to_str().expect("utf-8");
-        let text = tool("pdftotext", &["-layout", path, "-"]);
-        let mut position = 0;
-        for needle in [
-            "Weekly planning: mobile app",
-            "2026-11-22",
-            "Summary",
-            "Key points",
-            "Decisions",
-            "Action items",
-            "Owner",
-            "Due",
-            "Open questions",
-            "Transcript",
-            "[00:00:",
-        ] {
-            let found = text[position..]
-                .find(needle)
-                .unwrap_or_else(|| panic!("{needle:?} missing or out of order in:\n{text}"));
-            position += found + needle.len();
-        }
-        // Every transcript segment appears, in order (pdftotext may wrap long lines).
-        let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let appendix = &flat[flat.rfind("Transcript").expect("appendix")..];
-        let mut position = 0;
-        for segment in &minutes.transcript {
-            let start: String =
-                segment.text.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
-            let found = appendix[position..]
-                .find(&start)
-                .unwrap_or_else(|| panic!("segment {start:?} missing or out of order"));
-            position += found;
-        }
-        assert!(text.contains("page 1 of"), "footer missing");
-        let info = tool("pdfinfo", &[path]);
-        assert!(info.contains("Title:") && info.contains("Weekly planning: mobile app"), "{info}");
-        assert!(info.contains("CreationDate:") && info.contains("2026"), "{info}");
-        // A person can look at the pages.
-        let prefix = artifacts().join("meeting-page");
-        tool(
-            "pdftoppm",
-            &["-png", "-r", "60", "-f", "1", "-l", "2", path, prefix.to_str().expect("utf-8")],
-        );
-    }
-
-    #[test]
-    fn the_font_is_embedded_as_a_subset() {
-        let lines = vec!["Short meeting. We decided to ship on Friday.".to_string()];
-        let path =
-            write_pdf("subset.pdf", &minutes_of(&scripted_transcript(&lines, 5.0), "Subset"));
-        let fonts = tool("pdffonts", &[path.to_str().expect("utf-8")]);
-        let rows: Vec<&str> = fonts.lines().skip(2).collect();
-        assert!(!rows.is_empty(), "{fonts}");
-        for row in rows {
-            assert!(row.contains("DejaVu"), "{fonts}");
-            // pdffonts columns: name type encoding emb sub uni
-            let flags: Vec<&str> = row.split_whitespace().rev().take(4).collect();
-            assert_eq!(flags[3], "yes", "not embedded: {row}");
-            assert_eq!(flags[2], "yes", "not a subset: {row}");
-        }
-        let size = std::fs::metadata(&path).expect("pdf").len();
-        assert!(size < 300_000, "a subset font keeps the PDF small, got {size} bytes");
-    }
-
-    #[test]
-    fn accented_latin_greek_and_cyrillic_survive_and_missing_glyphs_are_visible() {
-        let lines = vec![
-            "Zoë and François décidèrent: ça marche.".to_string(),
-            "Η ομάδα συμφώνησε στο σχέδιο.".to_string(),
-            "Команда согласилась с планом.".to_string(),
-            "会議は金曜日です。".to_string(),
-        ];
-        let minutes = minutes_of(&scripted_transcript(&lines, 4.0), "Ünïcödé — Ωμέγα — Привет");
-        let path = write_pdf("scripts.pdf", &minutes);
-        let text = tool("pdftotext", &[path.to_str().expect("utf-8"), "-"]);
-        for expected in [
-            "Zoë and François décidèrent",
-            "Η ομάδα συμφώνησε",
-            "Команда согласилась",
-            "Ünïcödé — Ωμέγα — Привет",
-        ] {
-            assert!(text.contains(expected), "{expected:?} lost:\n{text}");
-        }
-        assert!(text.contains('\u{FFFD}'), "a glyph the font lacks must show as a replacement");
-    }
-
-    #[test]
-    fn a_three_hour_transcript_renders_on_many_pages() {
-        let sentence = "We reviewed the numbers for the quarter and agreed to revisit the \
-                        hiring plan when the budget is final.";
-        let lines: Vec<String> = (0..2160).map(|i| format!("Item {i}. {sentence}")).collect();
-        let minutes = minutes_of(&scripted_transcript(&lines, 5.0), "Three hours");
-        let path = write_pdf("three-hours.pdf", &minutes);
-        let info = tool("pdfinfo", &[path.to_str().expect("utf-8")]);
-        let pages: usize = info
-            .lines()
-            .find_map(|l| l.strip_prefix("Pages:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("page count");
-        assert!(pages > 50, "{pages} pages");
-        let last =
-            tool("pdftotext", &["-f", &pages.to_string(), path.to_str().expect("utf-8"), "-"]);
-        assert!(last.contains(&format!("page {pages} of {pages}")), "{last}");
-        assert!(last.contains("Item 2159."), "the last segment is on the last page");
-    }
-}
+#[path = "pipeline/pdf.rs"]
+mod pdf;
 
 /// `minutes process` writes every output per recording, reports a bad file in one line and
 /// carries on with the next, and fails overall when any file failed.

@@ -87,7 +87,10 @@ pub async fn upload_page(
   <p id="email-help" class="help">Empty: to you, {own_email}.</p>
   <label for="language">Spoken language</label>
   <select id="language" name="language"><option value="">Detect automatically</option>{languages}</select>
-  <button type="submit" id="submit">Upload and make minutes</button>
+  <label for="vocabulary">Names and terms to expect <span class="optional">(optional)</span></label>
+  <input type="text" id="vocabulary" name="vocabulary" maxlength="500" autocomplete="off" aria-describedby="vocabulary-help">
+  <p id="vocabulary-help" class="help">People, products and jargon, separated by commas, e.g. Kubernetes, Sarah Chen: the speech recognition spells them this way.</p>
+  {models}<button type="submit" id="submit">Upload and make minutes</button>
   <div id="progress" class="progress" hidden>
     <label for="upload-bar">Uploading</label>
     <progress id="upload-bar" max="100" value="0"></progress>
@@ -99,8 +102,26 @@ pub async fn upload_page(
         max_text = size(i64::try_from(max).unwrap_or(i64::MAX)),
         csrf = csrf_field(&viewer),
         own_email = escape(&viewer.user.email),
+        models = model_choice(&state),
     );
     Html(page(Some(&viewer), "Upload", &body))
+}
+
+/// A choice of speech model when the installation offers more than one.
+fn model_choice(state: &AppState) -> String {
+    let offered = state.settings.service.models.models();
+    if offered.len() < 2 {
+        return String::new();
+    }
+    let options: String = offered
+        .iter()
+        .map(|m| format!(r#"<option value="{0}">{0}</option>"#, escape(&m.name)))
+        .collect();
+    format!(
+        r#"<label for="model">Speech model</label>
+  <select id="model" name="model"><option value="">The default</option>{options}</select>
+  "#
+    )
 }
 
 /// `POST /upload`: the form without the script; answers with the job page.
@@ -233,7 +254,43 @@ fn minutes_html(minutes: &Minutes) -> String {
             r#"<section aria-labelledby="actions-h"><h2 id="actions-h">Action items</h2><div class="scroll"><table id="actions"><thead><tr><th scope="col">Owner</th><th scope="col">Due</th><th scope="col">Item</th><th scope="col">Time</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#
         );
     }
-    out
+    out + &transcript_html(minutes)
+}
+
+/// The transcript, lines the model was unsure of marked, under the quality note.
+fn transcript_html(minutes: &Minutes) -> String {
+    if minutes.transcript.is_empty() {
+        return String::new();
+    }
+    let note = minutes
+        .quality
+        .as_ref()
+        .map(|q| format!(r#"<p id="quality" class="help">{}</p>"#, escape(&q.describe())))
+        .unwrap_or_default();
+    let legend = match minutes.transcript.iter().any(|s| s.is_low_confidence()) {
+        true => {
+            r#"<p class="help">Lines marked <span class="unsure-mark">(?)</span> are ones the speech recognition was unsure of: check their words.</p>"#
+        }
+        false => "",
+    };
+    let lines: String = minutes
+        .transcript
+        .iter()
+        .map(|segment| {
+            let (class, mark) = match segment.is_low_confidence() {
+                true => (r#" class="unsure""#, r#" <span class="unsure-mark" title="the speech recognition was unsure of this line">(?)</span>"#),
+                false => ("", ""),
+            };
+            format!(
+                r#"<li{class}><span class="at">[{}]</span> {}{mark}</li>"#,
+                stamp(segment.start),
+                escape(&segment.text)
+            )
+        })
+        .collect();
+    format!(
+        r#"<section aria-labelledby="transcript-h"><h2 id="transcript-h">Transcript</h2>{note}{legend}<ol id="transcript" class="transcript">{lines}</ol></section>"#
+    )
 }
 
 /// `GET /jobs/{id}`: one job.

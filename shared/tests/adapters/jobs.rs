@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use minutes_shared::jobs::ReprocessRequest;
 use minutes_shared::jobs::{
     Claim, EmailKind, JobFilter, JobRepo, JobState, NewJob, RepoError, Reprocess, Scope,
     EVENTS_CHANNEL,
 };
+use minutes_shared::options::{JobOptions, SummarizerKind};
 use minutes_shared::stage::Stage;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
@@ -57,7 +59,10 @@ pub(crate) fn new_job(key: Option<&str>) -> NewJob {
         title: Some("Weekly sync".into()),
         language: None,
         notify_email: Some("team@example.com".into()),
-        options: serde_json::json!({"summarizer": "extractive"}),
+        options: JobOptions {
+            summarizer: Some(SummarizerKind::Extractive),
+            ..JobOptions::default()
+        },
         idempotency_key: key.map(String::from),
         owner_id: None,
     }
@@ -366,7 +371,7 @@ async fn reprocessing_forgets_the_later_artifacts_merges_options_and_is_logged()
 
     assert_eq!(
         db.repo
-            .reprocess(job.id, Stage::Summarize, &serde_json::json!({}), false)
+            .reprocess(job.id, &request(Stage::Summarize, JobOptions::default(), None))
             .await
             .expect("call"),
         Reprocess::NotFinished(JobState::Queued),
@@ -379,16 +384,17 @@ async fn reprocessing_forgets_the_later_artifacts_merges_options_and_is_logged()
         db.repo.store_artifact(lease, name, &format!("jobs/x/{name}")).await.expect("artifact");
     }
     db.repo.finish(lease, None).await.expect("finish");
-    let options = serde_json::json!({"summarizer": "openai", "title": "Renamed"});
-    let outcome = db.repo.reprocess(job.id, Stage::Summarize, &options, false).await.expect("call");
+    let patch = JobOptions { summarizer: Some(SummarizerKind::Openai), ..JobOptions::default() };
+    let options = request(Stage::Summarize, patch, Some("Renamed"));
+    let outcome = db.repo.reprocess(job.id, &options).await.expect("call");
     assert_eq!(outcome, Reprocess::Queued);
     let queued = db.repo.get(job.id).await.expect("get").expect("exists");
     assert_eq!(queued.state, JobState::Queued);
     let artifacts = queued.artifacts.as_object().expect("object");
     assert!(artifacts.contains_key("transcript.json") && artifacts.contains_key("transcript.txt"));
     assert!(!artifacts.contains_key("minutes.json") && !artifacts.contains_key("minutes.pdf"));
-    assert_eq!(queued.options["summarizer"], "openai");
-    assert_eq!(queued.options["notify"], false);
+    assert_eq!(queued.options.summarizer, Some(SummarizerKind::Openai));
+    assert_eq!(queued.options.notify, Some(false));
     assert_eq!(queued.title.as_deref(), Some("Renamed"));
     let events = db.repo.events(job.id, 0).await.expect("events");
     let logged = events.iter().find(|e| e.stage == "reprocess").expect("logged");
@@ -397,9 +403,13 @@ async fn reprocessing_forgets_the_later_artifacts_merges_options_and_is_logged()
             && logged.message.contains("summarize")
     );
     assert_eq!(
-        db.repo.reprocess(Uuid::new_v4(), Stage::Render, &options, false).await.expect("call"),
+        db.repo.reprocess(Uuid::new_v4(), &options).await.expect("call"),
         Reprocess::NotFound
     );
     assert_eq!(db.repo.get(other.id).await.expect("get").expect("exists").state, JobState::Queued);
     db.drop_database().await;
+}
+
+fn request(from: Stage, patch: JobOptions, title: Option<&str>) -> ReprocessRequest {
+    ReprocessRequest { from, patch, title: title.map(String::from), language: None, notify: false }
 }

@@ -86,14 +86,21 @@ pub async fn serve(
         .build()
         .map_err(|e| DaemonError::Settings(e.to_string()))?;
     let outbox = Outbox::new(&settings.mail()).map_err(|e| DaemonError::Settings(e.to_string()))?;
-    settings.recognition.check_model().map_err(|e| DaemonError::Settings(e.to_string()))?;
-    let model = {
+    settings.recognition.check().map_err(|e| DaemonError::Settings(e.to_string()))?;
+    let (model, detector) = {
         let recognition = settings.recognition.clone();
-        tokio::task::spawn_blocking(move || recognition.load_model())
-            .await
-            .map_err(|e| DaemonError::Settings(format!("loading the model crashed: {e}")))?
-            .map_err(|e| DaemonError::Settings(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::settings::RecognitionError>((
+                recognition.load_model()?,
+                recognition.speech_detector()?,
+            ))
+        })
+        .await
+        .map_err(|e| DaemonError::Settings(format!("loading the model crashed: {e}")))?
+        .map_err(|e| DaemonError::Settings(e.to_string()))?
     };
+    let model_options =
+        settings.recognition.model_options().map_err(|e| DaemonError::Settings(e.to_string()))?;
     let options = RunOptions {
         decode: settings.recognition.decode_options(),
         transcribe: settings.recognition.transcribe_options(),
@@ -108,7 +115,13 @@ pub async fn serve(
     let tools = Tools {
         repo,
         storage,
-        models: Arc::new(Models::new(model, settings.recognition.model_options())),
+        models: Arc::new(Models::new(
+            model,
+            model_options,
+            service.models.clone(),
+            settings.recognition.locations(),
+        )),
+        detector,
         summarizer: Arc::from(summarizer),
         openai: Arc::from(openai),
         outbox,

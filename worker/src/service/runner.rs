@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use minutes_shared::jobs::{EmailKind, Job, JobRepo, Lease, RepoError};
+use minutes_shared::options::SummarizerKind;
 use minutes_shared::stage::{MINUTES_JSON, MINUTES_PDF};
 use minutes_shared::storage::{artifact_key, Storage, StorageError};
 use minutes_shared::subtitles::TranscriptFormat;
@@ -31,6 +32,7 @@ use crate::stages::render::{render_pdf, Paper, RenderOptions};
 use crate::stages::summarize::{
     assemble, summarize_or_fall_back, Extractive, MeetingInfo, Summarizer,
 };
+use crate::stages::transcribe::speech::SpeechDetector;
 use crate::stages::transcribe::{TranscribeError, TranscribeOptions};
 
 /// The transcript artifact whose presence marks the transcription step complete.
@@ -42,9 +44,10 @@ pub struct Tools {
     pub repo: JobRepo,
     /// The object store.
     pub storage: Storage,
-    /// The loaded Whisper model.
-    /// The Whisper models: the configured one and any a job asks for.
+    /// The Whisper models: the configured one and the others the operator offers.
     pub models: Arc<Models>,
+    /// Finds the speech in a recording.
+    pub detector: SpeechDetector,
     /// The provider used when a job does not name one.
     pub summarizer: Arc<dyn Summarizer>,
     /// The OpenAI-compatible provider, for jobs that ask for `openai`.
@@ -119,7 +122,7 @@ pub async fn run(
     let has = |name: &str| job.artifacts.get(name).and_then(|v| v.as_str()).is_some();
 
     let transcript = if has(TRANSCRIPT) {
-        match load_json::<Transcript>(tools, job, TRANSCRIPT).await? {
+        match load(tools, job, TRANSCRIPT).await?.and_then(|b| Transcript::from_json(&b).ok()) {
             Some(transcript) => transcript,
             None => transcribe(tools, lease, job, reporter, stop).await?,
         }
@@ -249,10 +252,10 @@ async fn transcribe(
     check_stop(stop)?;
 
     let started = Instant::now();
-    let model = match job.options.get("model").and_then(|m| m.as_str()) {
-        Some(dir) => {
-            let (dir, models) = (PathBuf::from(dir), Arc::clone(&tools.models));
-            blocking("model", move || models.get(&dir))
+    let model = match &job.options.model {
+        Some(name) => {
+            let (name, models) = (name.clone(), Arc::clone(&tools.models));
+            blocking("model", move || models.get(&name))
                 .await?
                 .map_err(|e| JobError::Permanent(format!("model_unavailable: {e}")))?
         }
@@ -262,11 +265,15 @@ async fn transcribe(
     if let Some(language) = job.language.clone().filter(|l| !l.is_empty()) {
         options.language = Some(language);
     }
+    if let Some(vocabulary) = &job.options.vocabulary {
+        options.vocabulary = Some(vocabulary.clone());
+    }
+    let detector = tools.detector.clone();
     let transcribe_reporter = reporter.clone();
     let transcribe_stop = stop.clone();
     reporter.report("transcribe", 10.0, format!("transcribing 0:00 of {}", clock(duration)));
     let transcript = blocking("transcribe", move || {
-        model.transcribe(&audio.samples, &options, &mut |fraction| {
+        model.transcribe(&audio.samples, &detector, &options, &mut |fraction| {
             transcribe_reporter.report(
                 "transcribe",
                 10.0 + 75.0 * fraction as f32,
@@ -336,11 +343,12 @@ async fn summarize(
 ) -> Result<Minutes, JobError> {
     let started = Instant::now();
     reporter.report("summarize", 86.0, "writing the minutes");
-    let wanted = job.options.get("summarizer").and_then(|v| v.as_str());
-    let summary = match wanted {
-        Some("extractive") => summarize_or_fall_back(&Extractive, &transcript).await,
-        Some("openai") => summarize_or_fall_back(tools.openai.as_ref(), &transcript).await,
-        _ => summarize_or_fall_back(tools.summarizer.as_ref(), &transcript).await,
+    let summary = match job.options.summarizer {
+        Some(SummarizerKind::Extractive) => summarize_or_fall_back(&Extractive, &transcript).await,
+        Some(SummarizerKind::Openai) => {
+            summarize_or_fall_back(tools.openai.as_ref(), &transcript).await
+        }
+        None => summarize_or_fall_back(tools.summarizer.as_ref(), &transcript).await,
     };
     let minutes = assemble(&meeting_info(job), &transcript, summary.content, summary.info);
     let json = serde_json::to_vec_pretty(&minutes)
@@ -406,7 +414,7 @@ async fn notify(
         return Ok(());
     };
     // Reprocessing sends no new email unless asked to.
-    if job.options.get("notify").and_then(|n| n.as_bool()) == Some(false) {
+    if job.options.notify == Some(false) {
         return Ok(());
     }
     let started = Instant::now();

@@ -5,5 +5,5 @@
 mod recognition;
 mod summarizer;
 
-pub use recognition::RecognitionArgs;
+pub use recognition::{RecognitionArgs, RecognitionError};
 pub use summarizer::{FormatArg, Provider, SummarizerArgs};

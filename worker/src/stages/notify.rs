@@ -240,6 +240,7 @@ mod tests {
             }],
             open_questions: vec![],
             summarizer: SummarizerInfo::extractive(),
+            quality: None,
             transcript: vec![],
         }
     }

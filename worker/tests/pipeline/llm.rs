@@ -66,6 +66,7 @@ fn long_meeting(copies: usize) -> Transcript {
                 end: s.end + copy as f64 * span,
                 text: format!("{} (meeting {})", s.text.trim(), copy + 1),
                 words: None,
+                ..Segment::default()
             })
         })
         .collect();

@@ -59,6 +59,7 @@ pub(super) enum Store {
 }
 
 fn bearer_client(token: &str) -> reqwest::Client {
+    minutes_shared::tls::use_ring();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
     reqwest::Client::builder().default_headers(headers).build().unwrap()
@@ -87,6 +88,7 @@ impl Service {
             s3_secret_access_key: matches!(store, Store::S3)
                 .then(|| env("MINUTES_TEST_S3_SECRET_KEY")),
             public_url: Some("https://minutes.example.test/".parse().unwrap()),
+            models: "tiny.en".parse().unwrap(),
         };
         let app = Application::build(ApiSettings {
             service: service.clone(),
@@ -139,7 +141,9 @@ impl Service {
             .env("MINUTES_HEARTBEAT_SECS", HEARTBEAT_SECS)
             .env("MINUTES_MISSED_HEARTBEATS", "3")
             .env("MINUTES_PUBLIC_URL", "https://minutes.example.test/")
-            .env("MINUTES_MODEL_DIR", model_dir())
+            .env("MINUTES_DATA_DIR", Locations::from_env().data)
+            .env("MINUTES_MODEL", "tiny.en")
+            .env("MINUTES_MODELS", "tiny.en")
             .env("MINUTES_THREADS", "1")
             .env("MINUTES_WORKER_NAME", &name)
             .env("MINUTES_WORKER_HTTP_ADDR", "127.0.0.1:0")
@@ -620,5 +624,35 @@ async fn cancelling_a_running_job_stops_it_and_sends_nothing() {
     assert!(mail::received(&to).is_empty(), "no email for a cancelled job");
     let metrics = service.worker_metrics(0).await;
     assert!(metrics.contains("minutes_worker_jobs_total{outcome=\"lost\"} 1"), "{metrics}");
+    service.stop().await;
+}
+
+/// The worker's side of the model hole: a job whose stored options name a path (written
+/// before the API checked them, or by hand) fails with `model_unavailable` and never
+/// reaches the file system; an offered name works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_a_model_that_is_not_offered_without_touching_the_file_system() {
+    let mut service = Service::start(Store::Local).await;
+    let path_job = service.submit("formats/hello_44k.m4a", None).await;
+    let named_job = service.submit("formats/hello_44k.m4a", None).await;
+    for (id, options) in
+        [(path_job, r#"{"model": "/etc"}"#), (named_job, r#"{"model": "tiny.en"}"#)]
+    {
+        sqlx::query("UPDATE jobs SET options = $2::jsonb WHERE id = $1")
+            .bind(id)
+            .bind(options)
+            .execute(service.repo.pool())
+            .await
+            .unwrap();
+    }
+    service.spawn_worker(&[]);
+    let failed = service.wait_final(path_job, Duration::from_secs(120)).await;
+    assert_eq!(failed.state, JobState::Failed);
+    let reason = failed.failure_reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("model_unavailable: the model \"/etc\" is not offered here"),
+        "{reason}"
+    );
+    assert_eq!(service.wait_final(named_job, Duration::from_secs(120)).await.state, JobState::Done);
     service.stop().await;
 }

@@ -17,6 +17,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     minutes_worker::panic_guard::install_quiet_hook();
+    minutes_shared::tls::use_ring();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -85,6 +85,7 @@ impl Client {
     pub fn new(args: &ApiArgs) -> anyhow::Result<Self> {
         let base = args.api.trim_end_matches('/').to_string();
         url::Url::parse(&base).with_context(|| format!("--api {base:?} is not a URL"))?;
+        minutes_shared::tls::use_ring();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()

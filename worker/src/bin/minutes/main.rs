@@ -4,6 +4,7 @@
 mod client;
 mod follow;
 mod jobs;
+mod models;
 mod password;
 mod process;
 mod progress;
@@ -34,6 +35,8 @@ enum Command {
     Transcribe(transcribe::Args),
     /// Word error rate of a transcript against a reference text.
     Wer(wer::Args),
+    /// List and install Whisper models, the speech detector and ONNX Runtime.
+    Models(models::Args),
     /// Upload recordings (files or folders) to the service.
     Submit(Box<submit::Args>),
     /// List, show or watch the service's jobs.
@@ -52,11 +55,13 @@ enum Command {
 
 fn main() -> ExitCode {
     minutes_worker::panic_guard::install_quiet_hook();
+    minutes_shared::tls::use_ring();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Process(args) => process::run(*args),
         Command::Transcribe(args) => transcribe::run(args),
         Command::Wer(args) => wer::run(args),
+        Command::Models(args) => models::run(args),
         Command::Submit(args) => submit::run(*args),
         Command::Jobs(args) => jobs::run(args),
         Command::Reprocess(args) => reprocess::run(*args),

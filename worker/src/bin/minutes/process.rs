@@ -20,6 +20,7 @@ use minutes_worker::stages::render::{render_pdf, Paper, RenderOptions};
 use minutes_worker::stages::summarize::{
     assemble, summarize_or_fall_back, title_from_file_name, MeetingInfo, Summarizer,
 };
+use minutes_worker::stages::transcribe::speech::SpeechDetector;
 use minutes_worker::stages::transcribe::WhisperModel;
 use tokio::runtime::Runtime;
 
@@ -76,6 +77,7 @@ pub struct Args {
 /// What every recording is processed with.
 struct Tools {
     model: WhisperModel,
+    detector: SpeechDetector,
     summarizer: Box<dyn Summarizer>,
     outbox: Outbox,
     runtime: Runtime,
@@ -95,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--date {date:?}: expected YYYY-MM-DD");
         }
     }
-    args.recognition.check_model()?;
+    args.recognition.check()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
     let summarizer = args.summarizer.build()?;
@@ -107,7 +109,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bar = Progress::new();
     bar.stage("loading model");
     let model = args.recognition.load_model()?;
-    let tools = Tools { model, summarizer, outbox, runtime };
+    let detector = args.recognition.speech_detector()?;
+    let tools = Tools { model, detector, summarizer, outbox, runtime };
     let mut failed = 0;
     for file in &args.files {
         match process_one(&args, &tools, file, &bar) {
@@ -229,10 +232,15 @@ fn process_one(args: &Args, tools: &Tools, file: &Path, bar: &Progress) -> anyho
     bar.stage(&format!("{stem}: transcribe"));
     let transcript = tools
         .model
-        .transcribe(&audio.samples, &args.recognition.transcribe_options(), &mut |f| {
-            bar.set(f);
-            ControlFlow::Continue(())
-        })
+        .transcribe(
+            &audio.samples,
+            &tools.detector,
+            &args.recognition.transcribe_options(),
+            &mut |f| {
+                bar.set(f);
+                ControlFlow::Continue(())
+            },
+        )
         .with_context(|| name.clone())?;
     timed("transcribe", started);
 

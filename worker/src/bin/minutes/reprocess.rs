@@ -57,9 +57,12 @@ pub struct Args {
     /// The first stage to run again; earlier results are reused, later ones replaced.
     #[arg(long, value_enum, env = "MINUTES_REPROCESS_FROM")]
     from: From,
-    /// A Whisper model directory on the workers (e.g. a bigger model).
+    /// A Whisper model the service offers, by name (e.g. base).
     #[arg(long, env = "MINUTES_REPROCESS_MODEL")]
     model: Option<String>,
+    /// Names and jargon to expect, e.g. "Kubernetes, Sarah Chen".
+    #[arg(long, env = "MINUTES_REPROCESS_VOCABULARY")]
+    vocabulary: Option<String>,
     /// Spoken language (ISO 639-1).
     #[arg(long, env = "MINUTES_REPROCESS_LANGUAGE")]
     language: Option<String>,
@@ -129,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut options = json!({ "from": args.from.name(), "notify": args.notify });
     for (name, value) in [
         ("model", &args.model),
+        ("vocabulary", &args.vocabulary),
         ("language", &args.language),
         ("summarizer", &args.summarizer),
         ("title", &args.title),

@@ -35,6 +35,12 @@ pub struct Args {
     /// extractive or openai (default: the workers').
     #[arg(long, env = "MINUTES_SUMMARIZER")]
     summarizer: Option<String>,
+    /// A Whisper model the service offers, by name (default: the workers').
+    #[arg(long, env = "MINUTES_SUBMIT_MODEL")]
+    model: Option<String>,
+    /// Names and jargon to expect, e.g. "Kubernetes, Sarah Chen".
+    #[arg(long, env = "MINUTES_VOCABULARY")]
+    vocabulary: Option<String>,
     /// Follow the jobs until they end; the exit status says whether any failed.
     #[arg(long, env = "MINUTES_SUBMIT_WAIT")]
     wait: bool,
@@ -120,6 +126,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("email", &args.email),
         ("language", &args.language),
         ("summarizer", &args.summarizer),
+        ("model", &args.model),
+        ("vocabulary", &args.vocabulary),
     ] {
         if let Some(value) = value {
             fields.push((name, value.clone()));

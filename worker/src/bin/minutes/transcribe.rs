@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !file.is_file() {
         bail!("{name}: no such file");
     }
-    args.recognition.check_model()?;
+    args.recognition.check()?;
     let bar = Progress::new();
 
     let run_started = Instant::now();
@@ -56,15 +56,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     bar.stage("loading model");
     let model = args.recognition.load_model()?;
+    let detector = args.recognition.speech_detector()?;
     let load_seconds = run_started.elapsed().as_secs_f64() - decode_seconds;
 
     bar.stage("transcribing");
     let started = Instant::now();
     let transcript = model
-        .transcribe(&audio.samples, &args.recognition.transcribe_options(), &mut |fraction| {
-            bar.set(fraction);
-            ControlFlow::Continue(())
-        })
+        .transcribe(
+            &audio.samples,
+            &detector,
+            &args.recognition.transcribe_options(),
+            &mut |fraction| {
+                bar.set(fraction);
+                ControlFlow::Continue(())
+            },
+        )
         .with_context(|| name.clone())?;
     let transcribe_seconds = started.elapsed().as_secs_f64();
     bar.finish(&format!(

@@ -75,6 +75,11 @@ const LEADING: f32 = 1.4;
 const SMALL: f32 = 8.5;
 const TIME_COLUMN: f32 = 58.0;
 const GREY: f32 = 0.35;
+/// Written after a transcript line the model was unsure of.
+pub const UNSURE_MARK: &str = "(?)";
+/// Says what [`UNSURE_MARK`] means, above the transcript.
+const UNSURE_LEGEND: &str =
+    "Lines in grey marked (?) are ones the speech recognition was unsure of: check their words.";
 
 /// Renders `minutes` as PDF bytes.
 pub fn render_pdf(minutes: &Minutes, options: &RenderOptions) -> Result<Vec<u8>, RenderError> {
@@ -140,8 +145,16 @@ impl Layout<'_> {
         if minutes.transcript.is_empty() {
             blocks.extend(self.paragraph("No speech was recognised.", 0.0, Weight::Regular, BODY));
         }
+        if minutes.transcript.iter().any(|s| s.is_low_confidence()) {
+            blocks.extend(self.paragraph(UNSURE_LEGEND, 0.0, Weight::Regular, SMALL));
+        }
         for segment in &minutes.transcript {
-            blocks.extend(self.timed_lines(segment.start, &segment.text, SMALL));
+            let unsure = segment.is_low_confidence();
+            let text = match unsure {
+                true => format!("{} {UNSURE_MARK}", segment.text),
+                false => segment.text.clone(),
+            };
+            blocks.extend(self.timed_lines(segment.start, &text, SMALL, unsure));
         }
         blocks
     }
@@ -174,6 +187,10 @@ impl Layout<'_> {
             summarizer.push_str(&format!(" instead: {reason}"));
         }
         blocks.extend(self.paragraph(&summarizer, 0.0, Weight::Regular, SMALL));
+        if let Some(quality) = &minutes.quality {
+            let note = format!("Transcript: {}", quality.describe());
+            blocks.extend(self.paragraph(&note, 0.0, Weight::Regular, SMALL));
+        }
         blocks.push(Block::new(14.0, vec![Item::Rule { x1: 0.0, x2: self.width, y: 6.0 }]));
         blocks
     }
@@ -211,9 +228,19 @@ impl Layout<'_> {
             .collect()
     }
 
-    /// `[hh:mm:ss]` in a grey column, then the text with a hanging indent.
-    fn timed_lines(&self, at: f64, text: &str, size: f32) -> Vec<Block> {
+    /// `[hh:mm:ss]` in a grey column, then the text with a hanging indent (grey too when
+    /// `grey`).
+    fn timed_lines(&self, at: f64, text: &str, size: f32, grey: bool) -> Vec<Block> {
         let mut blocks = self.paragraph(text, TIME_COLUMN, Weight::Regular, size);
+        if grey {
+            for block in &mut blocks {
+                for item in &mut block.items {
+                    if let Item::Text { grey, .. } = item {
+                        *grey = true;
+                    }
+                }
+            }
+        }
         if let Some(first) = blocks.first_mut() {
             first.items.push(Item::Text {
                 x: 0.0,
@@ -233,7 +260,7 @@ impl Layout<'_> {
             blocks.extend(self.paragraph("None.", 0.0, Weight::Regular, BODY));
         }
         for point in points {
-            blocks.extend(self.timed_lines(point.at, &point.text, BODY));
+            blocks.extend(self.timed_lines(point.at, &point.text, BODY, false));
             blocks.push(Block::space(3.0));
         }
         blocks

@@ -304,6 +304,7 @@ mod tests {
                     end: i as f64 * 5.0 + 4.5,
                     text: line.into(),
                     words: None,
+                    ..Segment::default()
                 })
                 .collect(),
         }
@@ -395,12 +396,19 @@ mod tests {
     fn a_sentence_split_across_segments_stays_one_sentence() {
         let mut transcript = meeting();
         transcript.segments = vec![
-            Segment { start: 48.0, end: 49.5, text: "Action item for me,".into(), words: None },
+            Segment {
+                start: 48.0,
+                end: 49.5,
+                text: "Action item for me,".into(),
+                words: None,
+                ..Segment::default()
+            },
             Segment {
                 start: 49.5,
                 end: 53.0,
                 text: "update the customer survey before the end of the month.".into(),
                 words: None,
+                ..Segment::default()
             },
         ];
         let content = summarize(&transcript);
@@ -422,6 +430,7 @@ mod tests {
             text: "Action item for me. Update the customer survey before the end of the month."
                 .into(),
             words: None,
+            ..Segment::default()
         }];
         let content = summarize(&transcript);
         assert_eq!(content.action_items.len(), 1, "{:?}", content.action_items);

@@ -14,7 +14,9 @@ pub mod openai;
 use std::future::Future;
 use std::pin::Pin;
 
-use minutes_shared::minutes::{ActionItem, Minutes, Point, SummarizerInfo, MINUTES_FORMAT_VERSION};
+use minutes_shared::minutes::{
+    ActionItem, Minutes, Point, Quality, SummarizerInfo, MINUTES_FORMAT_VERSION,
+};
 use minutes_shared::Transcript;
 
 /// What a summarizer writes: the body of the minutes.
@@ -157,6 +159,7 @@ pub fn assemble(
         action_items: content.action_items,
         open_questions: content.open_questions,
         summarizer,
+        quality: Some(Quality::of(transcript)),
         transcript: transcript.segments.clone(),
     }
 }

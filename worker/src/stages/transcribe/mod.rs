@@ -1,30 +1,45 @@
 //! Transcribe stage: 16 kHz mono audio to a timed [`Transcript`] with Whisper (CTranslate2).
 //!
-//! The approach is faster-whisper's batched pipeline, rebuilt on `ct2rs`'s low-level API:
-//! 1. [`speech`] finds speech and packs it into windows of at most 30 s that end in pauses,
-//!    so no word straddles a cut and silence or steady noise never reaches the model;
+//! The approach is faster-whisper's batched pipeline, rebuilt on `ct2rs`'s low-level API,
+//! with the checks of its sequential one:
+//! 1. [`speech`] finds speech (Silero VAD, or the [`energy`] detector) and [`windows`]
+//!    packs it into windows of at most 30 s that end in pauses, so no word straddles a cut
+//!    and silence never reaches the model;
 //! 2. [`features`] computes each window's log-mel spectrogram;
-//! 3. windows are encoded and decoded in batches (beam search with timestamp tokens), which
-//!    keeps both cores busy on the matrix products;
-//! 4. [`segments`] turns timestamp tokens into segments, drops windows the model itself
-//!    calls non-speech, and cuts repetition loops.
+//! 3. [`decoding`] encodes and decodes the windows in batches (beam search with timestamp
+//!    tokens, split over model replicas), falls back to sampling on poor results, decodes
+//!    what a window left undecoded, and detects the language of every piece;
+//! 4. [`segments`] turns timestamp tokens into segments, and [`repetition`] removes loops
+//!    inside a segment and across segments.
 //!
 //! The stage is a pure function of its input and options: no storage, queue or database.
 
+mod decoding;
+mod encoder;
+pub mod energy;
+mod fallback;
 mod features;
+mod followup;
+mod prompting;
+pub mod repetition;
 mod segments;
+pub mod silero;
 pub mod speech;
 mod vocabulary;
+pub mod windows;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use ct2rs::sys::{ComputeType, Config, Device, StorageView, Whisper, WhisperOptions};
-use minutes_shared::transcript::{Segment, Transcript, TRANSCRIPT_FORMAT_VERSION};
+use ct2rs::sys::{ComputeType, Config, Device, Whisper};
+use minutes_shared::transcript::{Transcript, TRANSCRIPT_FORMAT_VERSION};
 
-use self::features::{FeatureExtractor, SAMPLE_RATE, WINDOW_FRAMES};
-use self::segments::WindowResult;
+use self::decoding::Context;
+use self::encoder::Encoder;
+use self::features::{FeatureExtractor, SAMPLE_RATE};
+use self::speech::SpeechDetector;
 use self::vocabulary::Vocabulary;
+use crate::onnx::OnnxError;
 
 /// The numeric precision the model runs at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,22 +83,77 @@ pub struct ModelOptions {
     pub lanes: usize,
 }
 
-/// How one recording is transcribed.
+/// What the model is asked to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Task {
+    /// The words as spoken, in their language.
+    #[default]
+    Transcribe,
+    /// An English translation (multilingual models).
+    Translate,
+}
+
+impl std::str::FromStr for Task {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "transcribe" => Ok(Self::Transcribe),
+            "translate" => Ok(Self::Translate),
+            other => Err(format!("unknown task {other:?} (expected transcribe or translate)")),
+        }
+    }
+}
+
+/// How one recording is transcribed. The thresholds are faster-whisper's, with its defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscribeOptions {
-    /// ISO 639-1 language code; `None` detects it (multilingual models) or uses English.
+    /// ISO 639-1 language code; `None` detects it per piece (multilingual models) or uses
+    /// English.
     pub language: Option<String>,
+    /// Transcribe, or translate into English.
+    pub task: Task,
     /// Beam width of the search; 1 is greedy.
     pub beam_size: usize,
+    /// Candidates sampled at each fallback temperature.
+    pub best_of: usize,
     /// Windows decoded together.
     pub batch_size: usize,
     /// Whether to time every word.
     pub word_timestamps: bool,
+    /// Temperatures tried in turn while a result looks poor; the first is beam search.
+    pub temperatures: Vec<f32>,
+    /// A result whose text compresses better than this is a loop: try the next temperature.
+    pub compression_ratio_threshold: f32,
+    /// A result whose average log-probability is under this is poor: try the next
+    /// temperature ...
+    pub log_prob_threshold: f32,
+    /// ... unless the model also says, with more than this probability, that the window
+    /// holds no speech: then it is dropped as silence.
+    pub no_speech_threshold: f32,
+    /// A phrase or segment repeated back to back more than this many times is a loop.
+    pub max_repeats: usize,
+    /// Names and jargon to expect ("Kubernetes, Sarah Chen"), given to the model as
+    /// preceding text (faster-whisper's `hotwords`).
+    pub vocabulary: Option<String>,
 }
 
 impl Default for TranscribeOptions {
     fn default() -> Self {
-        Self { language: None, beam_size: 5, batch_size: 8, word_timestamps: false }
+        Self {
+            language: None,
+            task: Task::Transcribe,
+            beam_size: 5,
+            best_of: 5,
+            batch_size: 8,
+            word_timestamps: false,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: 2.4,
+            log_prob_threshold: -1.0,
+            no_speech_threshold: 0.6,
+            max_repeats: 3,
+            vocabulary: None,
+        }
     }
 }
 
@@ -104,6 +174,12 @@ pub enum TranscribeError {
     /// The inference engine failed.
     #[error("speech recognition failed: {0}")]
     Engine(String),
+    /// Speech detection (Silero VAD) could not run.
+    #[error("speech detection failed: {0}")]
+    SpeechDetection(#[source] OnnxError),
+    /// Vocabulary hints were given but the model has no tokenizer to write them.
+    #[error("vocabulary hints need the model's tokenizer.json: {0}")]
+    NoTokenizer(String),
     /// The progress callback asked to stop.
     #[error("transcription was cancelled")]
     Cancelled,
@@ -119,6 +195,8 @@ impl TranscribeError {
 pub struct WhisperModel {
     whisper: Whisper,
     vocabulary: Vocabulary,
+    /// The BPE merges, when the model directory has `tokenizer.json`.
+    encoder: Result<Encoder, String>,
     extractor: FeatureExtractor,
     name: String,
     /// Model replicas decoding side by side (CTranslate2 shares the weights between them).
@@ -152,7 +230,15 @@ impl WhisperModel {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| dir.display().to_string());
-        Ok(Self { whisper, vocabulary, extractor: FeatureExtractor::new(n_mels), name, lanes })
+        let encoder = Encoder::load(dir);
+        Ok(Self {
+            whisper,
+            vocabulary,
+            encoder,
+            extractor: FeatureExtractor::new(n_mels),
+            name,
+            lanes,
+        })
     }
 
     /// Whether the model transcribes languages other than English.
@@ -160,208 +246,108 @@ impl WhisperModel {
         self.whisper.is_multilingual()
     }
 
-    /// Transcribes `audio` (16 kHz mono). `progress` is told the fraction of the audio done
-    /// after every batch and may return `Break` to cancel.
+    /// The directory name the model was loaded from ("whisper-tiny.en").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Transcribes `audio` (16 kHz mono), finding speech with `detector`. `progress` is told
+    /// the fraction of the speech done after every round and may return `Break` to cancel.
     pub fn transcribe(
         &self,
         audio: &[f32],
+        detector: &SpeechDetector,
         options: &TranscribeOptions,
         progress: &mut dyn FnMut(f64) -> ControlFlow<()>,
     ) -> Result<Transcript, TranscribeError> {
         let duration = audio.len() as f64 / SAMPLE_RATE as f64;
-        let windows = speech::plan_windows(audio, &speech::speech_regions(audio));
-        let language = self.choose_language(audio, &windows, options.language.as_deref())?;
-        let prompt = self.prompt(&language)?;
-        let mut segments: Vec<Segment> = Vec::new();
-        let batch_size = options.batch_size.max(1);
-        let lanes = self.lanes.max(1);
-        // Each round hands every lane (a model replica with its own threads) one batch.
-        for round in windows.chunks(batch_size * lanes) {
-            let per_lane = round.len().div_ceil(lanes);
-            let outcomes: Vec<Result<Vec<WindowResult>, TranscribeError>> = if per_lane
-                == round.len()
-            {
-                vec![self.decode_batch(audio, round, &prompt, options)]
-            } else {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = round
-                        .chunks(per_lane)
-                        .map(|batch| {
-                            scope.spawn(|| self.decode_batch(audio, batch, &prompt, options))
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|handle| {
-                            handle.join().unwrap_or_else(|_| {
-                                Err(TranscribeError::Engine("a decoding thread panicked".into()))
-                            })
-                        })
-                        .collect()
-                })
-            };
-            let mut results = Vec::with_capacity(round.len());
-            for outcome in outcomes {
-                results.extend(outcome?);
-            }
-            for (window, result) in round.iter().zip(results) {
-                let offset = window.start as f64 / SAMPLE_RATE as f64;
-                segments.extend(result.into_segments(offset));
-            }
-            let done = round.last().map_or(1.0, |w| w.end as f64 / audio.len().max(1) as f64);
-            if progress(done.min(1.0)).is_break() {
-                return Err(TranscribeError::Cancelled);
-            }
-        }
+        let forced = self.forced_language(options.language.as_deref())?;
+        let hints = self.hint_tokens(options.vocabulary.as_deref())?;
+        let started = std::time::Instant::now();
+        let regions = detector.regions(audio)?;
+        tracing::debug!(
+            detector = ?detector,
+            regions = regions.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "speech found"
+        );
+        let windows = windows::plan_windows(audio, &regions);
+        let context = Context {
+            audio,
+            regions: &regions,
+            options,
+            language: forced.as_deref(),
+            hints: &hints,
+            multilingual: self.is_multilingual(),
+        };
+        let mut segments = self.decode_windows(&context, &windows, progress)?;
+        repetition::drop_repeated_segments(&mut segments, options.max_repeats);
+        keep_times_in_order(&mut segments, duration);
         if progress(1.0).is_break() {
             return Err(TranscribeError::Cancelled);
         }
-        Ok(Transcript {
+        let mut transcript = Transcript {
             version: TRANSCRIPT_FORMAT_VERSION,
-            language,
+            language: forced.unwrap_or_else(|| "en".into()),
             duration,
             model: self.name.clone(),
             segments,
-        })
+        };
+        if let Some((main, _)) = transcript.languages().into_iter().next() {
+            transcript.language = main;
+        }
+        Ok(transcript)
     }
 
     fn features(&self, audio: &[f32], windows: &[std::ops::Range<usize>]) -> Vec<f32> {
-        let mut data = Vec::with_capacity(windows.len() * self.extractor.n_mels() * WINDOW_FRAMES);
+        let frames = features::WINDOW_FRAMES;
+        let mut data = Vec::with_capacity(windows.len() * self.extractor.n_mels() * frames);
         for window in windows {
             self.extractor.window_features(&audio[window.clone()], &mut data);
         }
         data
     }
 
-    fn decode_batch(
-        &self,
-        audio: &[f32],
-        windows: &[std::ops::Range<usize>],
-        prompt: &[String],
-        options: &TranscribeOptions,
-    ) -> Result<Vec<WindowResult>, TranscribeError> {
-        let engine = |e: anyhow::Error| TranscribeError::Engine(e.to_string());
-        let mut data = self.features(audio, windows);
-        let shape = [windows.len(), self.extractor.n_mels(), WINDOW_FRAMES];
-        let features = StorageView::new(&shape, &mut data, Device::CPU).map_err(engine)?;
-        // Encode once: generation and word alignment both read the encoder output.
-        let encoded = self.whisper.encode(&features, false).map_err(engine)?;
-        let prompts = vec![prompt.to_vec(); windows.len()];
-        let whisper_options = WhisperOptions {
-            beam_size: options.beam_size.max(1),
-            return_scores: true,
-            return_no_speech_prob: true,
-            ..WhisperOptions::default()
+    /// The forced language checked against the model, or English for English-only models
+    /// (`None`: detect).
+    fn forced_language(&self, forced: Option<&str>) -> Result<Option<String>, TranscribeError> {
+        let Some(language) = forced else {
+            return Ok((!self.is_multilingual()).then(|| "en".to_string()));
         };
-        let generated =
-            self.whisper.generate(&encoded, &prompts, &whisper_options).map_err(engine)?;
-        let mut results: Vec<WindowResult> = windows
-            .iter()
-            .zip(generated)
-            .map(|(window, generation)| {
-                WindowResult::from_generation(
-                    &self.vocabulary,
-                    generation,
-                    window.len() as f64 / SAMPLE_RATE as f64,
-                )
-            })
-            .collect();
-        if options.word_timestamps {
-            self.align_words(&encoded, prompt, windows, &mut results)?;
+        let language = language.to_ascii_lowercase();
+        if self.is_multilingual() && self.vocabulary.id(&format!("<|{language}|>")).is_none() {
+            return Err(TranscribeError::UnknownLanguage(language));
         }
-        Ok(results)
+        if !self.is_multilingual() && language != "en" {
+            return Err(TranscribeError::UnknownLanguage(format!(
+                "{language} (this model is English-only)"
+            )));
+        }
+        Ok(Some(language))
     }
 
-    fn align_words(
-        &self,
-        encoded: &StorageView,
-        prompt: &[String],
-        windows: &[std::ops::Range<usize>],
-        results: &mut [WindowResult],
-    ) -> Result<(), TranscribeError> {
-        let start_sequence: Vec<usize> =
-            prompt.iter().filter_map(|t| self.vocabulary.id(t)).collect();
-        let text_tokens: Vec<Vec<usize>> = results.iter().map(WindowResult::text_tokens).collect();
-        if text_tokens.iter().all(Vec::is_empty) {
-            return Ok(());
-        }
-        let frames: Vec<usize> = windows.iter().map(|w| w.len() / features::HOP).collect();
-        let alignments = self
-            .whisper
-            .align(encoded, &start_sequence, &text_tokens, &frames, 7)
-            .map_err(|e| TranscribeError::Engine(e.to_string()))?;
-        for (result, alignment) in results.iter_mut().zip(alignments) {
-            result.attach_words(
-                &self.vocabulary,
-                &alignment.alignments,
-                &alignment.text_token_probs,
-            );
-        }
-        Ok(())
-    }
-
-    /// The forced language, or English for English-only models, or the language the model
-    /// hears most over up to three windows spread across the recording.
-    fn choose_language(
-        &self,
-        audio: &[f32],
-        windows: &[std::ops::Range<usize>],
-        forced: Option<&str>,
-    ) -> Result<String, TranscribeError> {
-        if let Some(language) = forced {
-            let language = language.to_ascii_lowercase();
-            if self.is_multilingual() && self.vocabulary.id(&format!("<|{language}|>")).is_none() {
-                return Err(TranscribeError::UnknownLanguage(language));
-            }
-            if !self.is_multilingual() && language != "en" {
-                return Err(TranscribeError::UnknownLanguage(format!(
-                    "{language} (this model is English-only)"
-                )));
-            }
-            return Ok(language);
-        }
-        if !self.is_multilingual() || windows.is_empty() {
-            return Ok("en".into());
-        }
-        let picks: Vec<std::ops::Range<usize>> = if windows.len() <= 3 {
-            windows.to_vec()
-        } else {
-            vec![
-                windows[0].clone(),
-                windows[windows.len() / 2].clone(),
-                windows[windows.len() - 1].clone(),
-            ]
+    /// The hint text as tokens, with the leading space faster-whisper gives it.
+    fn hint_tokens(&self, hints: Option<&str>) -> Result<Vec<String>, TranscribeError> {
+        let Some(hints) = hints.map(str::trim).filter(|h| !h.is_empty()) else {
+            return Ok(Vec::new());
         };
-        let mut data = self.features(audio, &picks);
-        let shape = [picks.len(), self.extractor.n_mels(), WINDOW_FRAMES];
-        let engine = |e: anyhow::Error| TranscribeError::Engine(e.to_string());
-        let features = StorageView::new(&shape, &mut data, Device::CPU).map_err(engine)?;
-        let detections = self.whisper.detect_language(&features).map_err(engine)?;
-        let mut totals: Vec<(String, f32)> = Vec::new();
-        for candidate in detections.into_iter().flatten() {
-            let (token, probability) = segments::detection_parts(&candidate);
-            match totals.iter_mut().find(|(t, _)| *t == token) {
-                Some((_, total)) => *total += probability,
-                None => totals.push((token, probability)),
-            }
-        }
-        let best = totals.into_iter().max_by(|a, b| a.1.total_cmp(&b.1));
-        Ok(best
-            .map(|(token, _)| token.trim_start_matches("<|").trim_end_matches("|>").to_string())
-            .unwrap_or_else(|| "en".into()))
+        let encoder = self.encoder.as_ref().map_err(|e| TranscribeError::NoTokenizer(e.clone()))?;
+        Ok(encoder
+            .tokens(&format!(" {hints}"))
+            .into_iter()
+            .filter(|token| self.vocabulary.id(token).is_some())
+            .collect())
     }
+}
 
-    fn prompt(&self, language: &str) -> Result<Vec<String>, TranscribeError> {
-        let mut prompt = vec!["<|startoftranscript|>".to_string()];
-        if self.is_multilingual() {
-            let token = format!("<|{language}|>");
-            if self.vocabulary.id(&token).is_none() {
-                return Err(TranscribeError::UnknownLanguage(language.into()));
-            }
-            prompt.push(token);
-            prompt.push("<|transcribe|>".into());
-        }
-        Ok(prompt)
+/// Segments in time order, each starting where the one before it ended at the earliest and
+/// ending within the recording.
+fn keep_times_in_order(segments: &mut [minutes_shared::transcript::Segment], duration: f64) {
+    let mut previous_end = 0.0f64;
+    for segment in segments.iter_mut() {
+        segment.start = segment.start.max(previous_end).min(duration);
+        segment.end = segment.end.clamp(segment.start, duration);
+        previous_end = segment.end;
     }
 }
 

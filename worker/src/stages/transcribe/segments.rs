@@ -1,23 +1,25 @@
 //! From the model's token ids for one window to timed segments.
 //!
-//! Whisper writes `<|t0|> text <|t1|>` pairs; each pair is a segment. A window the model
-//! judges silent (high no-speech probability and low confidence, faster-whisper's rule) is
-//! dropped, and a phrase repeated over and over (Whisper's known failure on long or noisy
-//! input) is cut back to its first occurrences.
+//! The decoder asks for text without timestamp tokens (as faster-whisper's batched pipeline
+//! does: on the evaluation clips it is the more accurate way), so a window's text comes
+//! back as one run; the words are then timed by aligning the tokens to the audio
+//! (cross-attention, `align`), and [`WindowResult::split_into_lines`] cuts the run into
+//! lines at sentence ends and pauses. Output that does carry `<|t0|> text <|t1|>` pairs is
+//! read pair by pair; a pair whose closing timestamp never came is marked unfinished, so
+//! that the decoder can decode that stretch again from its start.
 
-use ct2rs::sys::{DetectionResult, WhisperGenerationResult, WhisperTokenAlignment};
+use ct2rs::sys::{DetectionResult, WhisperTokenAlignment};
 use minutes_shared::transcript::{Segment, Word};
 
+use super::repetition::cut_loops;
 use super::vocabulary::Vocabulary;
 
-/// A window is silence when the model says so with at least this probability ...
-const NO_SPEECH_THRESHOLD: f32 = 0.6;
-/// ... and its mean token log-probability is under this.
-const LOG_PROB_THRESHOLD: f32 = -1.0;
-/// A phrase repeated back to back more than this many times is a loop, not speech.
-const MAX_REPEATS: usize = 3;
-/// Longest phrase (in words) checked for loops.
-const MAX_LOOP_WORDS: usize = 12;
+/// A line ends after a word ending a sentence, once it has this many words ...
+const MIN_LINE_WORDS: usize = 3;
+/// ... and always where the speaker pauses longer than this (seconds) ...
+const LINE_PAUSE: f64 = 1.0;
+/// ... and at a comma or a pause once it is this long (words), at the latest at twice it.
+const LONG_LINE_WORDS: usize = 30;
 /// Encoder frames per second (each covers 20 ms).
 const FRAMES_PER_SECOND: f64 = 50.0;
 
@@ -29,38 +31,92 @@ struct RawSegment {
     tokens: Vec<usize>,
     text: String,
     words: Option<Vec<Word>>,
+    /// Whether a timestamp token closed it.
+    closed: bool,
 }
 
 /// What the model wrote for one window, times relative to the window start.
 #[derive(Debug, Clone, Default)]
 pub struct WindowResult {
     segments: Vec<RawSegment>,
+    /// Every text token of the hypothesis, in order.
+    tokens: Vec<usize>,
 }
 
 impl WindowResult {
-    /// Reads the best hypothesis of `generation` for a window of `window_seconds`.
-    pub fn from_generation(
-        vocabulary: &Vocabulary,
-        generation: WhisperGenerationResult,
-        window_seconds: f64,
-    ) -> Self {
-        let Some(ids) = generation.sequences_ids.into_iter().next() else {
-            return Self::default();
-        };
-        let text_tokens = ids.iter().filter(|&&id| vocabulary.is_text(id)).count();
-        let log_prob = generation.scores.first().copied().unwrap_or(0.0);
-        if generation.no_speech_prob > NO_SPEECH_THRESHOLD && log_prob < LOG_PROB_THRESHOLD {
-            return Self::default();
+    /// Reads the token ids of one hypothesis for a window of `window_seconds`.
+    pub fn from_ids(vocabulary: &Vocabulary, ids: &[usize], window_seconds: f64) -> Self {
+        let tokens = ids.iter().copied().filter(|&id| vocabulary.is_text(id)).collect();
+        Self { segments: split_segments(vocabulary, ids, window_seconds), tokens }
+    }
+
+    /// The decoded text of the whole window.
+    pub fn text(&self) -> String {
+        self.segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Where the last segment closed by a timestamp ends (seconds from the window start);
+    /// `None` when no segment was closed.
+    pub fn closed_end(&self) -> Option<f64> {
+        self.segments.iter().rev().find(|s| s.closed).map(|s| s.end)
+    }
+
+    /// Whether the last segment was left unfinished (no closing timestamp).
+    pub fn ends_unfinished(&self) -> bool {
+        self.segments.last().is_some_and(|s| !s.closed)
+    }
+
+    /// Drops the unfinished last segment (it is decoded again from its start).
+    pub fn drop_unfinished(&mut self) {
+        if self.ends_unfinished() {
+            self.segments.pop();
         }
-        if text_tokens == 0 {
-            return Self::default();
-        }
-        Self { segments: split_segments(vocabulary, &ids, window_seconds) }
     }
 
     /// The text tokens of the whole window, in order (what word alignment needs).
     pub fn text_tokens(&self) -> Vec<usize> {
-        self.segments.iter().flat_map(|s| s.tokens.iter().copied()).collect()
+        self.tokens.clone()
+    }
+
+    /// Cuts each segment that has timed words into lines: after a word that ends a sentence
+    /// (once the line has [`MIN_LINE_WORDS`]), where the speaker pauses for [`LINE_PAUSE`],
+    /// and in long lines at a comma. Each line is closed at its last word's end.
+    pub fn split_into_lines(&mut self) {
+        let mut lines = Vec::with_capacity(self.segments.len());
+        for segment in std::mem::take(&mut self.segments) {
+            let words = match &segment.words {
+                Some(words) if !words.is_empty() => words.clone(),
+                _ => {
+                    lines.push(segment);
+                    continue;
+                }
+            };
+            let mut line: Vec<Word> = Vec::new();
+            for (i, word) in words.iter().enumerate() {
+                line.push(word.clone());
+                let next = words.get(i + 1);
+                let ends_sentence = word.text.ends_with(['.', '?', '!', '…']);
+                let pause = next.is_some_and(|n| n.start - word.end > LINE_PAUSE);
+                let comma = word.text.ends_with([',', ';', ':']);
+                let cut = next.is_none()
+                    || pause
+                    || (ends_sentence && line.len() >= MIN_LINE_WORDS)
+                    || (comma && line.len() >= LONG_LINE_WORDS)
+                    || line.len() >= 2 * LONG_LINE_WORDS;
+                if cut {
+                    let words = std::mem::take(&mut line);
+                    lines.push(RawSegment {
+                        start: words.first().map_or(segment.start, |w| w.start),
+                        end: words.last().map_or(segment.end, |w| w.end),
+                        tokens: Vec::new(),
+                        text: words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" "),
+                        words: Some(words),
+                        closed: true,
+                    });
+                }
+            }
+        }
+        self.segments = lines;
     }
 
     /// Times every word from the alignment of [`Self::text_tokens`] to encoder frames.
@@ -129,8 +185,8 @@ impl WindowResult {
         }
     }
 
-    /// The segments with times shifted by `offset` seconds, text decoded and loops cut.
-    pub fn into_segments(self, offset: f64) -> Vec<Segment> {
+    /// The segments with times shifted by `offset` seconds and loops inside each cut.
+    pub fn into_segments(self, offset: f64, max_repeats: usize) -> Vec<Segment> {
         self.segments
             .into_iter()
             .filter_map(|raw| {
@@ -140,12 +196,13 @@ impl WindowResult {
                         .map(|w| Word { start: w.start + offset, end: w.end + offset, ..w })
                         .collect::<Vec<_>>()
                 });
-                let text = cut_loops(&raw.text);
+                let text = cut_loops(&raw.text, max_repeats);
                 (!text.is_empty()).then_some(Segment {
                     start: raw.start + offset,
                     end: raw.end + offset,
                     text,
                     words,
+                    ..Segment::default()
                 })
             })
             .collect()
@@ -158,7 +215,11 @@ fn split_segments(vocabulary: &Vocabulary, ids: &[usize], window_seconds: f64) -
     let mut segments = Vec::new();
     let mut start: Option<f64> = None;
     let mut tokens: Vec<usize> = Vec::new();
-    let close = |start: f64, end: f64, tokens: &mut Vec<usize>, segments: &mut Vec<RawSegment>| {
+    let close = |start: f64,
+                 end: f64,
+                 closed: bool,
+                 tokens: &mut Vec<usize>,
+                 segments: &mut Vec<RawSegment>| {
         let text = vocabulary.decode(tokens).trim().to_string();
         if !text.is_empty() {
             let end = end.clamp(start, window_seconds.max(start));
@@ -168,6 +229,7 @@ fn split_segments(vocabulary: &Vocabulary, ids: &[usize], window_seconds: f64) -
                 tokens: std::mem::take(tokens),
                 text,
                 words: None,
+                closed,
             });
         }
         tokens.clear();
@@ -177,7 +239,7 @@ fn split_segments(vocabulary: &Vocabulary, ids: &[usize], window_seconds: f64) -
             let time = vocabulary.timestamp_seconds(id).min(window_seconds);
             match start {
                 Some(open) if !tokens.is_empty() => {
-                    close(open, time, &mut tokens, &mut segments);
+                    close(open, time, true, &mut tokens, &mut segments);
                     start = None;
                 }
                 _ => start = Some(time),
@@ -188,45 +250,9 @@ fn split_segments(vocabulary: &Vocabulary, ids: &[usize], window_seconds: f64) -
     }
     if !tokens.is_empty() {
         let open = start.unwrap_or_else(|| segments.last().map_or(0.0, |s: &RawSegment| s.end));
-        close(open, window_seconds, &mut tokens, &mut segments);
+        close(open, window_seconds, false, &mut tokens, &mut segments);
     }
     segments
-}
-
-/// Keeps at most [`MAX_REPEATS`] back-to-back copies of any phrase of up to
-/// [`MAX_LOOP_WORDS`] words ("no, no, no" survives; forty "thank you"s do not).
-pub fn cut_loops(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let key = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
-    let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
-    let mut keep = vec![true; words.len()];
-    let mut i = 0;
-    while i < words.len() {
-        let mut advanced = false;
-        for n in 1..=MAX_LOOP_WORDS.min((words.len() - i) / (MAX_REPEATS + 1)) {
-            let mut copies = 1;
-            while i + (copies + 1) * n <= words.len()
-                && keys[i + copies * n..i + (copies + 1) * n] == keys[i..i + n]
-            {
-                copies += 1;
-            }
-            if copies > MAX_REPEATS {
-                keep[i + MAX_REPEATS * n..i + copies * n].iter_mut().for_each(|k| *k = false);
-                i += copies * n;
-                advanced = true;
-                break;
-            }
-        }
-        if !advanced {
-            i += 1;
-        }
-    }
-    words
-        .iter()
-        .zip(keep)
-        .filter_map(|(word, kept)| kept.then_some(*word))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The language token and probability of one detection. `ct2rs` keeps the fields private
@@ -275,17 +301,21 @@ mod tests {
         let ts = |seconds: f64| v.timestamp_begin + (seconds / 0.02).round() as usize;
         let ids = vec![ts(0.0), 0, 1, 2, ts(1.5), ts(2.0), 3, ts(2.6), ts(3.0), 3];
         let segments = split_segments(&v, &ids, 4.0);
-        let texts: Vec<(&str, f64, f64)> =
-            segments.iter().map(|s| (s.text.as_str(), s.start, s.end)).collect();
-        assert_eq!(texts, vec![("Hello there.", 0.0, 1.5), ("Bye", 2.0, 2.6), ("Bye", 3.0, 4.0)]);
-    }
-
-    #[test]
-    fn loops_are_cut_but_short_repeats_survive() {
-        assert_eq!(cut_loops("no, no, no, I disagree"), "no, no, no, I disagree");
-        let looped = format!("We agreed.{}", " Thank you.".repeat(40));
-        assert_eq!(cut_loops(&looped), "We agreed. Thank you. Thank you. Thank you.");
-        assert_eq!(cut_loops("a b c a b c a b c a b c a b c end"), "a b c a b c a b c end");
+        let texts: Vec<(&str, f64, f64, bool)> =
+            segments.iter().map(|s| (s.text.as_str(), s.start, s.end, s.closed)).collect();
+        assert_eq!(
+            texts,
+            vec![
+                ("Hello there.", 0.0, 1.5, true),
+                ("Bye", 2.0, 2.6, true),
+                ("Bye", 3.0, 4.0, false)
+            ]
+        );
+        let mut window = WindowResult::from_ids(&v, &ids, 4.0);
+        assert!(window.ends_unfinished());
+        assert_eq!(window.closed_end(), Some(2.6));
+        window.drop_unfinished();
+        assert_eq!(window.text(), "Hello there. Bye");
     }
 
     #[test]

@@ -31,9 +31,7 @@ enum Attempt {
 impl ChatClient {
     /// A client for `settings.base_url` (`.../v1`).
     pub fn new(settings: &OpenAiSettings) -> Result<Self, SummarizeError> {
-        // reqwest is built without a bundled crypto provider: use ring for the process. A
-        // second call finds it installed already, which is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        minutes_shared::tls::use_ring();
         let base = settings.base_url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(SummarizeError::Settings(format!(

