@@ -227,7 +227,9 @@ async fn reconcile(state: AppState) {
     let mut passes: u64 = 0;
     loop {
         tokio::time::sleep(every).await;
-        if let Err(error) = push_due(&state.repo, &state.queue, every).await {
+        if let Err(error) =
+            push_due(&state.repo, &state.queue, state.settings.service.push_policy(every)).await
+        {
             eprintln!("minutes-api: reconciler: {error}");
         }
         passes += 1;

@@ -56,6 +56,7 @@ fn settings(db: &TestDatabase, store_dir: &Path, queue: &str) -> ApiSettings {
             queue: queue.to_string(),
             heartbeat_secs: 10,
             missed_heartbeats: 3,
+            stranded_secs: 120,
             storage_url: store_dir.display().to_string(),
             s3_endpoint: None,
             s3_region: None,

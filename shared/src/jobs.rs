@@ -288,6 +288,16 @@ pub struct Lease {
     pub token: Uuid,
 }
 
+/// When the reconciler pushes a queued job again (see [`JobRepo::due_for_push`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushPolicy {
+    /// A job never pushed is left this long after its time comes (its pusher may be about
+    /// to push it).
+    pub grace: Duration,
+    /// A pushed job no worker claimed within this is pushed again.
+    pub stranded_after: Duration,
+}
+
 /// The outcome of trying to take a job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
@@ -659,11 +669,14 @@ impl JobRepo {
     }
 
     /// Jobs the queue should hold but may not: queued ones not pushed yet whose time came
-    /// more than `grace` ago (the API died between commit and push, a retry's backoff
-    /// ended, a stopping worker handed one back), and running ones whose lease lapsed and
-    /// that were not pushed since (their worker vanished). The reconciler pushes them;
-    /// a duplicate delivery is harmless because only one worker can claim a job.
-    pub async fn due_for_push(&self, grace: Duration) -> Result<Vec<Uuid>, RepoError> {
+    /// more than `policy.grace` ago (the API died between commit and push, a retry's
+    /// backoff ended, a stopping worker handed one back); queued ones pushed more than
+    /// `policy.stranded_after` ago that no worker claimed (their ticket was lost in Redis,
+    /// or dropped after the handler failed on a database outage); and running ones whose
+    /// lease lapsed and that were not pushed since (their worker vanished). The reconciler
+    /// pushes them; a duplicate delivery is harmless because only one worker can claim a
+    /// job.
+    pub async fn due_for_push(&self, policy: PushPolicy) -> Result<Vec<Uuid>, RepoError> {
         Ok(sqlx::query_scalar!(
             r#"(SELECT id FROM jobs
                 WHERE state = 'queued' AND enqueued_at IS NULL
@@ -671,10 +684,17 @@ impl JobRepo {
                 ORDER BY run_after LIMIT 1000)
                UNION ALL
                (SELECT id FROM jobs
+                WHERE state = 'queued'
+                  AND enqueued_at < now() - make_interval(secs => $2)
+                  AND run_after < now() - make_interval(secs => $1)
+                ORDER BY enqueued_at LIMIT 1000)
+               UNION ALL
+               (SELECT id FROM jobs
                 WHERE state = 'running' AND lease_expires_at < now()
                   AND (enqueued_at IS NULL OR enqueued_at < lease_expires_at)
                 ORDER BY lease_expires_at LIMIT 1000)"#,
-            seconds(grace)
+            seconds(policy.grace),
+            seconds(policy.stranded_after)
         )
         .fetch_all(&self.pool)
         .await?

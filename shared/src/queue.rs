@@ -15,7 +15,7 @@ use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::jobs::{JobRepo, RepoError};
+use crate::jobs::{JobRepo, PushPolicy, RepoError};
 
 /// How long a Redis command may take before it counts as failed.
 const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -171,9 +171,9 @@ impl JobQueue {
 pub async fn push_due(
     repo: &JobRepo,
     queue: &JobQueue,
-    grace: Duration,
+    policy: PushPolicy,
 ) -> Result<usize, QueueError> {
-    let due = repo.due_for_push(grace).await?;
+    let due = repo.due_for_push(policy).await?;
     for id in &due {
         queue.push(*id).await?;
         repo.mark_enqueued(*id).await?;

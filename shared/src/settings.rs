@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 
-use crate::jobs::JobRepo;
+use crate::jobs::{JobRepo, PushPolicy};
 use crate::queue::{JobQueue, QueueSettings};
 use crate::storage::{Storage, StorageSettings};
 
@@ -44,6 +44,11 @@ pub struct ServiceSettings {
     /// Heartbeats a worker may miss before its job is given to another worker.
     #[arg(long, env = "MINUTES_MISSED_HEARTBEATS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub missed_heartbeats: u64,
+    /// A queued job that no worker has claimed this many seconds after it was pushed is
+    /// pushed again: its ticket may be gone (Redis lost its last second of writes, was
+    /// flushed, or dropped a delivery the handler could not finish).
+    #[arg(long, env = "MINUTES_STRANDED_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub stranded_secs: u64,
     /// Object store: a folder (`./data`, `file:///srv/minutes`) or `s3://bucket`.
     #[arg(long, env = "MINUTES_STORAGE_URL", default_value = "./data/objects")]
     pub storage_url: String,
@@ -117,6 +122,11 @@ impl ServiceSettings {
     /// How long a job's lease lasts without a heartbeat: the orphan time.
     pub fn lease(&self) -> Duration {
         self.heartbeat() * self.missed_heartbeats as u32
+    }
+
+    /// What the reconciler pushes again, when it runs every `every`.
+    pub fn push_policy(&self, every: Duration) -> PushPolicy {
+        PushPolicy { grace: every, stranded_after: Duration::from_secs(self.stranded_secs) }
     }
 
     /// Connects to Postgres (applying the migrations), the object store and Redis.

@@ -67,6 +67,19 @@ pub fn redis_url() -> String {
     std::env::var("MINUTES_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Deletes every key of `queue` in the Redis at `url`, as a flushed or restarted Redis
+/// that lost its last writes would: the tickets on it are gone. Returns how many keys.
+pub async fn forget_queue(url: &str, queue: &str) -> Result<usize, redis::RedisError> {
+    let mut connection = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{queue}:*")).query_async(&mut connection).await?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    redis::cmd("DEL").arg(&keys).query_async::<()>(&mut connection).await?;
+    Ok(keys.len())
+}
+
 /// Every file under `root` (a local object store's folder), relative to it, sorted.
 pub fn files_under(root: &std::path::Path) -> Vec<String> {
     fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {

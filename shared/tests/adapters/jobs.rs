@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use minutes_shared::jobs::ReprocessRequest;
 use minutes_shared::jobs::{
-    Claim, EmailKind, JobFilter, JobRepo, JobState, NewJob, RepoError, Reprocess, Scope,
-    EVENTS_CHANNEL,
+    Claim, EmailKind, JobFilter, JobRepo, JobState, NewJob, PushPolicy, RepoError, Reprocess,
+    Scope, EVENTS_CHANNEL,
 };
 use minutes_shared::options::{JobOptions, SummarizerKind};
 use minutes_shared::stage::Stage;
@@ -184,10 +184,10 @@ async fn the_reconciler_finds_jobs_that_never_reached_the_queue() {
     let (pushed, _) = db.repo.create(&new_job(None)).await.expect("create");
     let (lost, _) = db.repo.create(&new_job(None)).await.expect("create");
     db.repo.mark_enqueued(pushed.id).await.expect("mark");
-    let waiting = db.repo.due_for_push(Duration::ZERO).await.expect("query");
+    let waiting = db.repo.due_for_push(pushing(Duration::ZERO)).await.expect("query");
     assert_eq!(waiting, [lost.id]);
     assert!(
-        db.repo.due_for_push(Duration::from_secs(60)).await.expect("query").is_empty(),
+        db.repo.due_for_push(pushing(Duration::from_secs(60))).await.expect("query").is_empty(),
         "grace"
     );
 
@@ -197,11 +197,48 @@ async fn the_reconciler_finds_jobs_that_never_reached_the_queue() {
         panic!("claimable")
     };
     db.repo.release(lease).await.expect("release");
-    let mut waiting = db.repo.due_for_push(Duration::ZERO).await.expect("query");
+    let mut waiting = db.repo.due_for_push(pushing(Duration::ZERO)).await.expect("query");
     waiting.sort();
     let mut expected = vec![pushed.id, lost.id];
     expected.sort();
     assert_eq!(waiting, expected);
+    db.drop_database().await;
+}
+
+/// The reconciler's policy with `grace`, and pushed jobs never counted as stranded.
+fn pushing(grace: Duration) -> PushPolicy {
+    PushPolicy { grace, stranded_after: Duration::from_secs(3600) }
+}
+
+#[tokio::test]
+async fn stranded_job_a_queued_job_whose_ticket_was_lost_is_pushed_again() {
+    let db = TestDb::new().await;
+    let (job, _) = db.repo.create(&new_job(None)).await.expect("create");
+    db.repo.mark_enqueued(job.id).await.expect("mark");
+    assert!(db.repo.due_for_push(pushing(Duration::ZERO)).await.expect("query").is_empty());
+    // An hour later nobody has claimed it: its ticket is gone, whatever enqueued_at says.
+    sqlx::query("UPDATE jobs SET enqueued_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(job.id)
+        .execute(db.repo.pool())
+        .await
+        .expect("age the push");
+    let stranded = PushPolicy { grace: Duration::ZERO, stranded_after: Duration::from_secs(120) };
+    assert_eq!(db.repo.due_for_push(stranded).await.expect("query"), [job.id]);
+    db.repo.mark_enqueued(job.id).await.expect("mark");
+    assert!(
+        db.repo.due_for_push(stranded).await.expect("query").is_empty(),
+        "pushed again once per bound, not on every pass"
+    );
+    // A job in its retry backoff is not pushed early, stranded or not.
+    sqlx::query(
+        "UPDATE jobs SET enqueued_at = now() - interval '1 hour', \
+         run_after = now() + interval '1 hour' WHERE id = $1",
+    )
+    .bind(job.id)
+    .execute(db.repo.pool())
+    .await
+    .expect("back off");
+    assert!(db.repo.due_for_push(stranded).await.expect("query").is_empty());
     db.drop_database().await;
 }
 
@@ -216,10 +253,10 @@ async fn a_lapsed_lease_is_pushed_once_and_a_transient_error_backs_off_then_fail
         panic!("claimable")
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(db.repo.due_for_push(Duration::ZERO).await.expect("query"), [job.id]);
+    assert_eq!(db.repo.due_for_push(pushing(Duration::ZERO)).await.expect("query"), [job.id]);
     db.repo.mark_enqueued(job.id).await.expect("mark");
     assert!(
-        db.repo.due_for_push(Duration::ZERO).await.expect("query").is_empty(),
+        db.repo.due_for_push(pushing(Duration::ZERO)).await.expect("query").is_empty(),
         "pushed once per lapse, not on every scan"
     );
 
@@ -236,14 +273,14 @@ async fn a_lapsed_lease_is_pushed_once_and_a_transient_error_backs_off_then_fail
         .expect("retry");
     assert_eq!(state, JobState::Queued);
     assert!(
-        db.repo.due_for_push(Duration::ZERO).await.expect("query").is_empty(),
+        db.repo.due_for_push(pushing(Duration::ZERO)).await.expect("query").is_empty(),
         "not pushed before the backoff ends"
     );
     sqlx::query("UPDATE jobs SET run_after = now() - interval '1 second'")
         .execute(db.repo.pool())
         .await
         .expect("end the backoff");
-    assert_eq!(db.repo.due_for_push(Duration::ZERO).await.expect("query"), [job.id]);
+    assert_eq!(db.repo.due_for_push(pushing(Duration::ZERO)).await.expect("query"), [job.id]);
     let Claim::Leased(lease, _) = db.repo.claim(job.id, "next", LEASE, 3).await.expect("claim")
     else {
         panic!("claimable after the backoff")

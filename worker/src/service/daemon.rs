@@ -6,10 +6,13 @@
 //! backend would re-run a failed task up to 25 times, and never counts crashes): permanent
 //! errors fail the job at once, transient ones queue it again with a backoff counted in
 //! Postgres, a job whose workers keep vanishing fails after the crash budget. Only a
-//! database outage is returned to apalis, which delivers the ticket again later.
+//! database outage is returned to apalis; the job is then still `queued` in Postgres, and
+//! whether or not apalis delivers that ticket again, the reconciler pushes any queued job
+//! no worker claimed within `MINUTES_STRANDED_SECS` (see `JobRepo::due_for_push`).
 //!
 //! Beside the consumer run a reconciler (pushes jobs Postgres says should be on the queue:
-//! uploads whose push was lost, retries whose backoff ended, jobs handed back or orphaned)
+//! uploads whose push was lost, tickets lost in Redis, retries whose backoff ended, jobs
+//! handed back or orphaned)
 //! and a small HTTP server with `/healthz` and `/metrics`.
 //!
 //! Shutdown (SIGTERM or SIGINT): fetch nothing new, give running jobs the grace period to
@@ -299,7 +302,10 @@ async fn reconcile(daemon: Arc<Daemon>, mut stopping: watch::Receiver<bool>) {
             _ = tokio::time::sleep(every) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
-        if let Err(error) = push_due(&daemon.tools.repo, &daemon.queue, every).await {
+        if let Err(error) =
+            push_due(&daemon.tools.repo, &daemon.queue, daemon.settings.service.push_policy(every))
+                .await
+        {
             eprintln!("minutes-worker: reconciler: {error}");
         }
     }

@@ -14,7 +14,9 @@ use minutes_api::Application;
 use minutes_shared::accounts::Role;
 use minutes_shared::jobs::{Job, JobRepo, JobState};
 use minutes_shared::settings::ServiceSettings;
-use minutes_shared::testing::{add_user, files_under, queue_name, redis_url, TestDatabase};
+use minutes_shared::testing::{
+    add_user, files_under, forget_queue, queue_name, redis_url, TestDatabase,
+};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -78,6 +80,7 @@ impl Service {
             queue: queue_name(),
             heartbeat_secs: 2,
             missed_heartbeats: 3,
+            stranded_secs: 120,
             storage_url: match store {
                 Store::Local => dir.join("store").display().to_string(),
                 Store::S3 => format!("s3://{}", env("MINUTES_TEST_S3_BUCKET")),
@@ -594,6 +597,26 @@ async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() 
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+    service.stop().await;
+}
+
+/// Stranded job: the ticket of a queued job is lost in Redis after the API recorded the
+/// push (a flushed Redis, or the last second of writes lost in a restart). The reconciler
+/// pushes any job no worker claimed within MINUTES_STRANDED_SECS, so it still ends done;
+/// before, only jobs never pushed were pushed again and this one stayed queued for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stranded_job_a_ticket_lost_in_redis_is_pushed_again_and_the_job_ends_done() {
+    let mut service = Service::start(Store::Local).await;
+    let id = service.submit("formats/hello_s16_16k.wav", None).await;
+    let pushed = service.job(id).await;
+    assert_eq!(pushed.state, JobState::Queued);
+    assert!(pushed.enqueued_at.is_some(), "the API pushed it");
+    let forgotten =
+        forget_queue(&service.service.redis_url, &service.service.queue).await.expect("Redis");
+    assert!(forgotten > 0, "the ticket was on the queue");
+    service.spawn_worker(&[("MINUTES_STRANDED_SECS", "2")]);
+    let job = service.wait_final(id, Duration::from_secs(120)).await;
+    assert_eq!(job.state, JobState::Done, "{:?}\n{}", job.failure_reason, service.logs());
     service.stop().await;
 }
 
