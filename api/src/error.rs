@@ -56,7 +56,7 @@ impl ApiError {
 
     /// 503 for a backing service that is down; the detail goes to the log.
     fn unavailable(what: &str, detail: impl std::fmt::Display) -> Self {
-        eprintln!("minutes-api: {what}: {detail}");
+        tracing::error!(service = what, %detail, "backing service unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

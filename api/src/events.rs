@@ -52,7 +52,7 @@ impl EventHub {
                             }
                         }
                     }
-                    Err(error) => eprintln!("minutes-api: event listener: {error}"),
+                    Err(error) => tracing::warn!(%error, "event listener lost; reconnecting"),
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -131,7 +131,7 @@ async fn next_batch(mut cursor: Cursor) -> Option<(Vec<Result<Event, Infallible>
     let rows = match cursor.state.repo.events(cursor.id, cursor.last).await {
         Ok(rows) => rows,
         Err(error) => {
-            eprintln!("minutes-api: events of {}: {error}", cursor.id);
+            tracing::warn!(job_id = %cursor.id, %error, "events not read");
             return Some((batch, cursor));
         }
     };

@@ -75,7 +75,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             let _ = writeln!(out, "# HELP minutes_jobs_failed Jobs that ended failed.\n# TYPE minutes_jobs_failed gauge");
             let _ = writeln!(out, "minutes_jobs_failed {failed}");
         }
-        Err(error) => eprintln!("minutes-api: metrics: {error}"),
+        Err(error) => tracing::warn!(%error, "job counts not read for /metrics"),
     }
     if let Ok(depth) = state.queue.depth().await {
         let _ = writeln!(out, "# HELP minutes_queue_depth Tickets waiting in Redis.\n# TYPE minutes_queue_depth gauge");

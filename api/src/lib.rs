@@ -9,7 +9,8 @@
 //! [`jobs`] (list, show, retry, cancel, delete), [`events`] (Server-Sent Events fed by
 //! Postgres `LISTEN`), [`downloads`] (artifacts), [`health`] (`/healthz`, `/readyz`,
 //! `/metrics`), [`openapi`] (the document generated from the handlers), [`error`] (JSON
-//! errors), [`headers`] (security headers on every response), [`sniff`] and [`filename`] (what uploads are checked and cleaned with), and
+//! errors), [`headers`] (security headers on every response), [`request_id`] (the id of
+//! each request, in its span and response), [`sniff`] and [`filename`] (what uploads are checked and cleaned with), and
 //! [`web`] (the pages people use: upload, job, recent jobs), [`auth`] (users, sign-in,
 //! sessions, API tokens, the owner scope of every job query), [`signing`] (expiring
 //! download links) and [`limits`] (per-user upload rate and storage quota).
@@ -24,6 +25,7 @@ pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod openapi;
+pub mod request_id;
 pub mod settings;
 pub mod signing;
 pub mod sniff;
@@ -90,7 +92,7 @@ impl AppState {
         match self.queue.push(id).await {
             Ok(()) => self.repo.mark_enqueued(id).await?,
             Err(error) => {
-                eprintln!("minutes-api: job {id}: not pushed yet ({error}); the reconciler will")
+                tracing::warn!(job_id = %id, %error, "not pushed yet; the reconciler will")
             }
         }
         Ok(())
@@ -217,6 +219,9 @@ pub fn router(state: AppState) -> Router {
     api.merge(upload)
         .fallback(web::not_found)
         .layer(axum::middleware::from_fn(headers::security_headers))
+        // Outermost: the id exists before the request's span is made and anything logs.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_id::span))
+        .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
@@ -230,7 +235,7 @@ async fn reconcile(state: AppState) {
         if let Err(error) =
             push_due(&state.repo, &state.queue, state.settings.service.push_policy(every)).await
         {
-            eprintln!("minutes-api: reconciler: {error}");
+            tracing::warn!(%error, "reconciler pass failed");
         }
         passes += 1;
         if passes.is_multiple_of(12) {
@@ -243,12 +248,12 @@ async fn reconcile(state: AppState) {
 /// Expired sessions and sign-in failures older than a day go; neither is needed any more.
 async fn sweep_old_credentials(state: &AppState) {
     if let Err(error) = state.credentials.forget_expired_sessions().await {
-        eprintln!("minutes-api: expired sessions: {error}");
+        tracing::warn!(%error, "expired sessions not deleted");
     }
     let day = Duration::from_secs(24 * 3600);
     let window = Duration::from_secs(state.settings.access.login_window_secs);
     if let Err(error) = state.throttle.forget_older_than(day.max(window)).await {
-        eprintln!("minutes-api: old sign-in failures: {error}");
+        tracing::warn!(%error, "old sign-in failures not deleted");
     }
 }
 
@@ -256,7 +261,7 @@ async fn sweep_stale_uploads(state: &AppState) {
     let stale = match state.repo.stale_uploads(STALE_UPLOAD_AGE).await {
         Ok(stale) => stale,
         Err(error) => {
-            eprintln!("minutes-api: stale uploads: {error}");
+            tracing::warn!(%error, "stale uploads not listed");
             return;
         }
     };

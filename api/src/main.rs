@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use minutes_api::settings::ApiSettings;
 use minutes_api::Application;
+use minutes_shared::logging::LogSettings;
 
 /// The minutes HTTP API: uploads, jobs, progress, downloads.
 #[derive(Debug, Parser)]
@@ -11,14 +12,17 @@ use minutes_api::Application;
 struct Cli {
     #[command(flatten)]
     settings: ApiSettings,
+    #[command(flatten)]
+    log: LogSettings,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     minutes_shared::tls::use_ring();
     let cli = Cli::parse();
+    cli.log.init()?;
     let app = Application::build(cli.settings).await?;
     // Tests and operators read this line to find the port.
-    eprintln!("minutes-api listening on http://{}", app.address()?);
+    tracing::info!("listening on http://{}", app.address()?);
     app.run_until(minutes_shared::shutdown::signal()).await.context("server failed")
 }

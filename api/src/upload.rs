@@ -175,6 +175,7 @@ pub(crate) async fn accept(
         options: options.job,
         idempotency_key: key,
         owner_id: Some(owner),
+        request_id: crate::request_id::of(headers).map(str::to_owned),
     };
     let (job, created) = match state.repo.create(&new).await {
         Ok(created) => created,
@@ -189,6 +190,7 @@ pub(crate) async fn accept(
         return Ok((JobView::of(state, principal, &job), true));
     }
     state.enqueue(id).await?;
+    tracing::info!(job_id = %id, size_bytes = new.size_bytes, "upload queued");
     let job = state.repo.get(id).await?.unwrap_or(job);
     Ok((JobView::of(state, principal, &job), false))
 }
@@ -196,7 +198,7 @@ pub(crate) async fn accept(
 /// Removes what an upload stored and its pending row.
 async fn discard(state: &AppState, id: Uuid) {
     if let Err(error) = state.storage.delete_prefix(&job_prefix(id)).await {
-        eprintln!("minutes-api: upload {id}: cannot delete the partial upload yet: {error}");
+        tracing::warn!(upload = %id, %error, "cannot delete the partial upload yet");
         return;
     }
     let _ = state.repo.upload_abandoned(id).await;

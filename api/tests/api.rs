@@ -550,6 +550,7 @@ async fn r10_a_job_never_pushed_is_enqueued_within_10_seconds() {
             options: Default::default(),
             idempotency_key: None,
             owner_id: Some(app.user.id),
+            request_id: None,
         })
         .await
         .unwrap();

@@ -166,6 +166,8 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// The user who uploaded it (none for jobs made before accounts existed).
     pub owner_id: Option<Uuid>,
+    /// The id of the HTTP request that made it, for following it through the logs.
+    pub request_id: Option<String>,
 }
 
 /// Whose jobs a request may see: an admin sees all, a member only their own. Every read
@@ -277,6 +279,8 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// The uploader.
     pub owner_id: Option<Uuid>,
+    /// The id of the upload's HTTP request (see [`Job::request_id`]).
+    pub request_id: Option<String>,
 }
 
 /// The right to write a job's state, held by one worker until it lapses.
@@ -415,8 +419,8 @@ impl JobRepo {
         let inserted = sqlx::query_scalar!(
             r#"INSERT INTO jobs (id, source_key, original_filename, content_type, size_bytes,
                                  title, language, notify_email, options, idempotency_key,
-                                 owner_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                 owner_id, request_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                ON CONFLICT (idempotency_key) DO NOTHING
                RETURNING id"#,
             new.id,
@@ -430,6 +434,7 @@ impl JobRepo {
             serde_json::to_value(&new.options).unwrap_or_default(),
             new.idempotency_key,
             new.owner_id,
+            new.request_id,
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -549,7 +554,7 @@ impl JobRepo {
                       source_key, original_filename, content_type, size_bytes, media_duration,
                       language, title, notify_email, options AS "options: JobOptions", artifacts,
                       enqueued_at, run_after,
-                      created_at, started_at, updated_at, finished_at, owner_id
+                      created_at, started_at, updated_at, finished_at, owner_id, request_id
                FROM jobs WHERE id = $1"#,
             id
         )
@@ -574,7 +579,7 @@ impl JobRepo {
                       source_key, original_filename, content_type, size_bytes, media_duration,
                       language, title, notify_email, options AS "options: JobOptions", artifacts,
                       enqueued_at, run_after,
-                      created_at, started_at, updated_at, finished_at, owner_id
+                      created_at, started_at, updated_at, finished_at, owner_id, request_id
                FROM jobs
                WHERE ($1::text IS NULL OR state = $1)
                  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod credentials;
 pub mod jobs;
+pub mod logging;
 pub mod minutes;
 pub mod models;
 pub mod options;

@@ -64,6 +64,7 @@ pub(crate) fn new_job(key: Option<&str>) -> NewJob {
             ..JobOptions::default()
         },
         idempotency_key: key.map(String::from),
+        request_id: None,
         owner_id: None,
     }
 }

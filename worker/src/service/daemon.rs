@@ -28,6 +28,7 @@ use minutes_shared::jobs::{Claim, Job, JobState, Lease};
 use minutes_shared::queue::{push_due, JobQueue, JobTicket};
 use minutes_shared::settings::{ConnectError, Services};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::http;
@@ -149,7 +150,7 @@ pub async fn serve(
     let address = listener.local_addr().map_err(|e| DaemonError::Http(e.to_string()))?;
     tokio::spawn(http::serve(listener, Arc::clone(&metrics)));
     // Tests and operators read this line to find the port and the name.
-    eprintln!("minutes-worker {name}: ready; health and metrics on http://{address}");
+    tracing::info!(worker = %name, "ready; health and metrics on http://{address}");
 
     let (stopping_tx, stopping_rx) = watch::channel(false);
     tokio::spawn(reconcile(Arc::clone(&daemon), stopping_rx.clone()));
@@ -166,7 +167,7 @@ pub async fn serve(
     let signal_name = name.clone();
     let signal = async move {
         shutdown.await;
-        eprintln!("minutes-worker {signal_name}: stopping: no new jobs; running ones may finish");
+        tracing::info!(worker = %signal_name, "stopping: no new jobs; running ones may finish");
         let _ = stopping_tx.send(true);
         Ok::<(), std::io::Error>(())
     };
@@ -176,7 +177,7 @@ pub async fn serve(
         .data(Arc::clone(&daemon))
         .build(handle);
     let outcome = worker.run_until(signal).await;
-    eprintln!("minutes-worker {name}: stopped");
+    tracing::info!(worker = %name, "stopped");
     outcome.map_err(|e| DaemonError::Worker(e.to_string()))
 }
 
@@ -219,7 +220,14 @@ async fn handle(ticket: JobTicket, daemon: Data<Arc<Daemon>>) -> Result<(), BoxD
             Ok(())
         }
         Claim::Leased(lease, job) => {
-            run_leased(daemon, lease, *job).await;
+            // Every line logged while it runs carries these (in JSON, as span fields).
+            let span = tracing::info_span!(
+                "job",
+                job_id = %job.id,
+                attempt = job.attempts,
+                request_id = job.request_id.as_deref().unwrap_or_default(),
+            );
+            run_leased(daemon, lease, *job).instrument(span).await;
             Ok(())
         }
     }
@@ -241,6 +249,7 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
         Progress { stage: "decode", percent: 0.0, message: format!("started by {}", daemon.name) },
     );
     let reporter = keeper.reporter();
+    tracing::info!(worker = %daemon.name, "started");
     let result = runner::run(tools, lease, &job, &reporter, &stop).await;
     drop(reporter);
     keeper.finish().await;
@@ -249,18 +258,21 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
     }
     let outcome = match result {
         Ok(()) => match tools.repo.finish(lease, None).await {
-            Ok(()) => Outcome::Done,
+            Ok(()) => {
+                tracing::info!("done");
+                Outcome::Done
+            }
             Err(error) => {
-                eprintln!("minutes-worker: job {}: not marked done: {error}", job.id);
+                tracing::error!(%error, "not marked done");
                 Outcome::Lost
             }
         },
         Err(JobError::Permanent(reason)) => {
-            eprintln!("minutes-worker: job {} failed: {reason}", job.id);
+            tracing::warn!(%reason, "failed");
             match tools.repo.finish(lease, Some(&reason)).await {
                 Ok(()) => {
                     if let Err(error) = runner::notify_failure(tools, &job, &reason).await {
-                        eprintln!("minutes-worker: job {}: failure email: {error}", job.id);
+                        tracing::warn!(%error, "failure email not sent");
                     }
                     Outcome::Failed
                 }
@@ -269,15 +281,11 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
         }
         Err(JobError::Transient(reason)) => {
             let delay = daemon.settings.retry_backoff(job.error_retries);
-            eprintln!(
-                "minutes-worker: job {}: {reason}; retrying in {:.0} s",
-                job.id,
-                delay.as_secs_f64()
-            );
+            tracing::warn!(%reason, retry_in_secs = delay.as_secs_f64(), "transient error; retrying");
             match tools.repo.retry_later(lease, &reason, delay, daemon.retry_budget).await {
                 Ok(JobState::Failed) => {
                     if let Err(error) = runner::notify_failure(tools, &job, &reason).await {
-                        eprintln!("minutes-worker: job {}: failure email: {error}", job.id);
+                        tracing::warn!(%error, "failure email not sent");
                     }
                     Outcome::Failed
                 }
@@ -306,7 +314,7 @@ async fn reconcile(daemon: Arc<Daemon>, mut stopping: watch::Receiver<bool>) {
             push_due(&daemon.tools.repo, &daemon.queue, daemon.settings.service.push_policy(every))
                 .await
         {
-            eprintln!("minutes-worker: reconciler: {error}");
+            tracing::warn!(%error, "reconciler pass failed");
         }
     }
 }

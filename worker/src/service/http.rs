@@ -24,6 +24,6 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             }),
         );
     if let Err(error) = axum::serve(listener, app).await {
-        eprintln!("minutes-worker: the health and metrics server stopped: {error}");
+        tracing::error!(%error, "the health and metrics server stopped");
     }
 }

@@ -163,12 +163,12 @@ fn check(outcome: Result<(), RepoError>, stop: &StopFlag) -> Result<(), ()> {
     match outcome {
         Ok(()) => Ok(()),
         Err(RepoError::LeaseLost(job)) => {
-            eprintln!("minutes-worker: job {job}: the lease was lost; stopping it");
+            tracing::warn!(job_id = %job, "the lease was lost; stopping it");
             stop.raise(StopReason::LeaseLost);
             Err(())
         }
         Err(error) => {
-            eprintln!("minutes-worker: progress or heartbeat not written: {error}");
+            tracing::warn!(%error, "progress or heartbeat not written");
             Ok(())
         }
     }

@@ -192,12 +192,21 @@ async fn store(
     Ok(())
 }
 
+/// Counts and logs a stage that ended.
+fn stage_finished(tools: &Tools, stage: &'static str, started: Instant) {
+    let took = started.elapsed();
+    tools.metrics.stage_done(stage, took);
+    tracing::info!(stage, seconds = took.as_secs_f64(), "stage finished");
+}
+
 /// Runs `work` on a blocking thread; a panic is a permanent failure of this job.
 async fn blocking<T: Send + 'static>(
     what: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, JobError> {
-    tokio::task::spawn_blocking(work).await.map_err(|error| {
+    // The thread runs in the job's span, so what the stage logs names the job.
+    let span = tracing::info_span!("stage", stage = what);
+    tokio::task::spawn_blocking(move || span.in_scope(work)).await.map_err(|error| {
         JobError::Permanent(format!("internal_error: the {what} stage crashed: {error}"))
     })
 }
@@ -246,7 +255,7 @@ async fn transcribe(
     .await?
     .map_err(load_error)?;
     drop(local);
-    tools.metrics.stage_done("decode", started.elapsed());
+    stage_finished(tools, "decode", started);
     let duration = audio.duration();
     tools.repo.set_media(lease, duration, None).await?;
     check_stop(stop)?;
@@ -296,7 +305,7 @@ async fn transcribe(
         }
         Err(error) => return Err(JobError::Transient(error.to_string())),
     };
-    tools.metrics.stage_done("transcribe", started.elapsed());
+    stage_finished(tools, "transcribe", started);
     tools.repo.set_media(lease, duration, Some(&transcript.language)).await?;
     for format in TranscriptFormat::ALL {
         if format != TranscriptFormat::Json {
@@ -354,7 +363,7 @@ async fn summarize(
     let json = serde_json::to_vec_pretty(&minutes)
         .map_err(|e| JobError::Permanent(format!("internal_error: {e}")))?;
     store(tools, lease, MINUTES_JSON, json).await?;
-    tools.metrics.stage_done("summarize", started.elapsed());
+    stage_finished(tools, "summarize", started);
     Ok(minutes)
 }
 
@@ -375,7 +384,7 @@ async fn render(
         .map_err(|e| JobError::Permanent(format!("render_failed: {e}")))?;
     let pdf = Bytes::from(pdf);
     store(tools, lease, MINUTES_PDF, pdf.clone()).await?;
-    tools.metrics.stage_done("render", started.elapsed());
+    stage_finished(tools, "render", started);
     Ok(pdf)
 }
 
@@ -442,7 +451,7 @@ async fn notify(
     match outcome {
         Ok(attempts) => {
             tools.repo.email_outcome(job.id, EmailKind::Minutes, attempts as i32, None).await?;
-            tools.metrics.stage_done("notify", started.elapsed());
+            stage_finished(tools, "notify", started);
         }
         Err(error) => {
             let reason = error.to_string();

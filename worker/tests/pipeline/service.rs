@@ -60,6 +60,41 @@ pub(super) enum Store {
     S3,
 }
 
+/// The file the APIs of this test process log to, as JSON lines (one subscriber for the
+/// process, installed by the first service started).
+fn api_log() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!(
+            "minutes-test-api-{}-{}.log",
+            std::process::id(),
+            Uuid::new_v4()
+        ));
+        let file = std::fs::File::create(&path).expect("API log file");
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter("info")
+            .with_writer(std::sync::Mutex::new(file))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        path
+    })
+}
+
+/// The JSON log lines in `text` one of whose spans has `field` equal to `value`.
+fn lines_in_span(text: &str, field: &str, value: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["spans"]
+                .as_array()
+                .is_some_and(|spans| spans.iter().any(|span| span[field].as_str() == Some(value)))
+        })
+        .collect()
+}
+
 fn bearer_client(token: &str) -> reqwest::Client {
     minutes_shared::tls::use_ring();
     let mut headers = reqwest::header::HeaderMap::new();
@@ -69,6 +104,7 @@ fn bearer_client(token: &str) -> reqwest::Client {
 
 impl Service {
     pub(super) async fn start(store: Store) -> Service {
+        api_log();
         let db = TestDatabase::create().await.expect("Postgres (started by scripts/test)");
         let dir = tempdir();
         let env =
@@ -185,8 +221,11 @@ impl Service {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 use std::io::Write as _;
                 let _ = writeln!(file, "{line}");
-                if let Some((_, address)) = line.split_once("health and metrics on ") {
-                    let _ = ready_tx.send(address.trim().to_string());
+                // Text or JSON lines: the address ends at a space or the JSON string's end.
+                if let Some((_, rest)) = line.split_once("health and metrics on ") {
+                    let address: String =
+                        rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                    let _ = ready_tx.send(address);
                 }
             }
         });
@@ -617,6 +656,76 @@ async fn stranded_job_a_ticket_lost_in_redis_is_pushed_again_and_the_job_ends_do
     service.spawn_worker(&[("MINUTES_STRANDED_SECS", "2")]);
     let job = service.wait_final(id, Duration::from_secs(120)).await;
     assert_eq!(job.state, JobState::Done, "{:?}\n{}", job.failure_reason, service.logs());
+    service.stop().await;
+}
+
+/// One request id from the upload's HTTP request to the worker's log lines for its job:
+/// the caller's X-Request-Id comes back in the response, is in the API's JSON log line
+/// for the upload, and in the `job` span of every worker line about the job (its stages
+/// included). Without the caller's id, a new one is made and returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_one_request_id_from_the_upload_to_the_workers_job_spans() {
+    let mut service = Service::start(Store::Local).await;
+    // The recognizer's own lines are debug ones: the stage span is seen on them.
+    service
+        .spawn_worker(&[("MINUTES_LOG_FORMAT", "json"), ("RUST_LOG", "info,minutes_worker=debug")]);
+    let request_id = format!("trace-{}", Uuid::new_v4().simple());
+    let bytes = std::fs::read(fixture("formats/hello_s16_16k.wav")).expect("fixture");
+    let form =
+        || Form::new().part("file", Part::bytes(bytes.clone()).file_name("hello.wav".to_string()));
+    let url = format!("{}/api/v1/jobs", service.base);
+    let response = service
+        .http
+        .post(&url)
+        .header("x-request-id", &request_id)
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    assert_eq!(response.headers()["x-request-id"], request_id.as_str());
+    let id: Uuid = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().parse().unwrap();
+    let job = service.wait_final(id, Duration::from_secs(120)).await;
+    assert_eq!(job.state, JobState::Done, "{}", service.logs());
+    assert_eq!(job.request_id.as_deref(), Some(request_id.as_str()));
+
+    let api = std::fs::read_to_string(api_log()).expect("API log");
+    let upload = lines_in_span(&api, "request_id", &request_id);
+    assert!(
+        upload.iter().any(|line| line["fields"]["message"] == "upload queued"
+            && line["fields"]["job_id"] == id.to_string().as_str()),
+        "the API's upload line names the request: {upload:?}"
+    );
+    let worker = lines_in_span(&service.workers[0].log(), "request_id", &request_id);
+    let messages: Vec<&str> =
+        worker.iter().filter_map(|line| line["fields"]["message"].as_str()).collect();
+    for expected in ["started", "stage finished", "done"] {
+        assert!(messages.contains(&expected), "{expected:?} missing from {messages:?}");
+    }
+    for line in &worker {
+        let spans = line["spans"].as_array().unwrap();
+        assert!(spans.iter().any(|span| span["name"] == "job"
+            && span["job_id"] == id.to_string().as_str()
+            && span["attempt"] == 1));
+    }
+    assert!(
+        worker.iter().any(|line| line["fields"]["message"] == "stage finished"
+            && line["fields"]["stage"] == "transcribe"),
+        "{messages:?}"
+    );
+    assert!(
+        worker
+            .iter()
+            .any(|line| line["span"]["name"] == "stage" && line["span"]["stage"] == "transcribe"),
+        "the recognizer's own lines are in the transcribe stage's span"
+    );
+
+    // No id given: one is made, returned, and recorded on the job.
+    let response = service.http.post(&url).multipart(form()).send().await.unwrap();
+    let made = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(Uuid::parse_str(&made).is_ok(), "{made}");
+    let id: Uuid = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(service.job(id).await.request_id, Some(made));
     service.stop().await;
 }
 

@@ -1,9 +1,10 @@
 //! `minutes-worker`: the daemon that runs queued jobs. Parses settings, waits for SIGTERM or
-//! SIGINT, and reports a failure to start as one line and exit status 1.
+//! SIGINT, and reports a failure to start as one log line (with its causes) and exit status 1.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use minutes_shared::logging::LogSettings;
 use minutes_worker::service::daemon;
 use minutes_worker::service::settings::WorkerSettings;
 
@@ -13,24 +14,46 @@ use minutes_worker::service::settings::WorkerSettings;
 struct Cli {
     #[command(flatten)]
     settings: WorkerSettings,
+    #[command(flatten)]
+    log: LogSettings,
 }
 
 fn main() -> ExitCode {
     minutes_worker::panic_guard::install_quiet_hook();
     minutes_shared::tls::use_ring();
     let cli = Cli::parse();
+    if let Err(error) = cli.log.init() {
+        // Before logging exists, the one place a line goes straight to stderr.
+        eprintln!("minutes-worker: {error}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("minutes-worker: cannot start the async runtime: {error}");
+            tracing::error!(%error, "cannot start the async runtime");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(daemon::serve(cli.settings, minutes_shared::shutdown::signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("minutes-worker: {error}");
+            tracing::error!(error = %DisplayChain(&error), "cannot serve");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its sources, `: `-separated.
+struct DisplayChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
