@@ -20,7 +20,7 @@ pub enum LogFormat {
 pub struct LogSettings {
     /// How log lines are written: text, or json (one object per line). Which lines are
     /// written is up to RUST_LOG (default info).
-    #[arg(long, env = "MINUTES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "MINUTES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
 
@@ -47,7 +47,11 @@ impl LogSettings {
         let registry = tracing_subscriber::registry().with(filter);
         match self.log_format {
             LogFormat::Text => registry
-                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                        .with_writer(std::io::stderr),
+                )
                 .try_init()?,
             LogFormat::Json => registry
                 .with(

@@ -25,6 +25,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Diagnostics (RUST_LOG=debug shows the recognizer's rounds and timings).
+    #[command(flatten)]
+    log: minutes_shared::logging::LogSettings,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +60,10 @@ fn main() -> ExitCode {
     minutes_worker::panic_guard::install_quiet_hook();
     minutes_shared::tls::use_ring();
     let cli = Cli::parse();
+    if let Err(error) = cli.log.init() {
+        eprintln!("minutes: {error}");
+        return ExitCode::FAILURE;
+    }
     let outcome = match cli.command {
         Command::Process(args) => process::run(*args),
         Command::Transcribe(args) => transcribe::run(args),
