@@ -4,7 +4,6 @@ use anyhow::Context as _;
 use clap::Parser;
 use minutes_api::settings::ApiSettings;
 use minutes_api::Application;
-use minutes_shared::logging::LogSettings;
 
 /// The minutes HTTP API: uploads, jobs, progress, downloads.
 #[derive(Debug, Parser)]
@@ -12,15 +11,13 @@ use minutes_shared::logging::LogSettings;
 struct Cli {
     #[command(flatten)]
     settings: ApiSettings,
-    #[command(flatten)]
-    log: LogSettings,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     minutes_shared::tls::use_ring();
     let cli = Cli::parse();
-    cli.log.init()?;
+    cli.settings.log.init()?;
     let app = Application::build(cli.settings).await?;
     // Tests and operators read this line to find the port.
     tracing::info!("listening on http://{}", app.address()?);

@@ -10,6 +10,9 @@ pub struct ApiSettings {
     #[command(flatten)]
     /// Postgres, Redis and object store.
     pub service: ServiceSettings,
+    #[command(flatten)]
+    /// How the API logs.
+    pub log: minutes_shared::logging::LogSettings,
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, env = "MINUTES_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

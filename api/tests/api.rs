@@ -49,6 +49,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn settings(db: &TestDatabase, store_dir: &Path, queue: &str) -> ApiSettings {
     ApiSettings {
+        log: Default::default(),
         service: ServiceSettings {
             database_url: db.url.clone(),
             database_max_connections: 5,

@@ -18,6 +18,9 @@ pub struct WorkerSettings {
     /// Postgres, Redis and object store.
     pub service: ServiceSettings,
     #[command(flatten)]
+    /// How the worker logs.
+    pub log: minutes_shared::logging::LogSettings,
+    #[command(flatten)]
     /// Speech recognition.
     pub recognition: RecognitionArgs,
     #[command(flatten)]

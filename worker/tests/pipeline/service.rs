@@ -130,6 +130,7 @@ impl Service {
             models: "tiny.en".parse().unwrap(),
         };
         let app = Application::build(ApiSettings {
+            log: Default::default(),
             service: service.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             max_upload_bytes: 1 << 30,

@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use minutes_shared::logging::LogSettings;
 use minutes_worker::service::daemon;
 use minutes_worker::service::settings::WorkerSettings;
 
@@ -14,15 +13,13 @@ use minutes_worker::service::settings::WorkerSettings;
 struct Cli {
     #[command(flatten)]
     settings: WorkerSettings,
-    #[command(flatten)]
-    log: LogSettings,
 }
 
 fn main() -> ExitCode {
     minutes_worker::panic_guard::install_quiet_hook();
     minutes_shared::tls::use_ring();
     let cli = Cli::parse();
-    if let Err(error) = cli.log.init() {
+    if let Err(error) = cli.settings.log.init() {
         // Before logging exists, the one place a line goes straight to stderr.
         eprintln!("minutes-worker: {error}");
         return ExitCode::FAILURE;
