@@ -23,6 +23,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
+#[path = "api/invariants.rs"]
+mod invariants;
 #[path = "api/options.rs"]
 mod options;
 #[path = "api/transcript.rs"]

@@ -196,3 +196,20 @@ fn models_install_into_a_fresh_data_folder_once() {
     assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
     assert!(std::fs::metadata(&model).expect("model").len() > 1_000_000);
 }
+
+/// A date that is not on the calendar is refused before any work, naming the value
+/// (`--date 2026-02-31` was accepted: only the digit counts were checked).
+#[test]
+fn process_refuses_an_impossible_date() {
+    let out = tempdir();
+    let output = Command::new(env!("CARGO_BIN_EXE_minutes"))
+        .args(["process", "--date", "2026-02-31", "--out"])
+        .arg(&out)
+        .arg(fixture("formats/hello_s16_16k.wav"))
+        .output()
+        .expect("run minutes");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("2026-02-31"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&out).expect("folder").count(), 0, "nothing written");
+}

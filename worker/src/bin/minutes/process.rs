@@ -40,9 +40,9 @@ pub struct Args {
     /// Meeting title; by default made from each file's name.
     #[arg(long, env = "MINUTES_TITLE")]
     title: Option<String>,
-    /// Meeting date (YYYY-MM-DD); today by default.
+    /// Meeting date (YYYY-MM-DD, a real calendar day); today by default.
     #[arg(long, env = "MINUTES_DATE")]
-    date: Option<String>,
+    date: Option<chrono::NaiveDate>,
     /// Paper size of the PDF: a4 or letter.
     #[arg(long, env = "MINUTES_PAPER", default_value = "a4")]
     paper: Paper,
@@ -92,11 +92,6 @@ struct Outcome {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(date) = &args.date {
-        if !is_iso_date(date) {
-            bail!("--date {date:?}: expected YYYY-MM-DD");
-        }
-    }
     args.recognition.check()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
@@ -248,7 +243,7 @@ fn process_one(args: &Args, tools: &Tools, file: &Path, bar: &Progress) -> anyho
     bar.stage(&format!("{stem}: summarize"));
     let info = MeetingInfo {
         title: args.title.clone().unwrap_or_else(|| title_from_file_name(&stem)),
-        date: args.date.clone().unwrap_or_else(today),
+        date: args.date.unwrap_or_else(|| chrono::Utc::now().date_naive()).to_string(),
         source_filename: file_name_of(file),
     };
     let summary = tools.runtime.block_on(summarize_or_fall_back(&*tools.summarizer, &transcript));
@@ -308,41 +303,4 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-fn is_iso_date(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    matches!(parts.as_slice(), [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2
-        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit()))
-        && (1..=12).contains(&m.parse::<u32>().unwrap_or(0))
-        && (1..=31).contains(&d.parse::<u32>().unwrap_or(0)))
-}
-
-/// Today's UTC date, `YYYY-MM-DD` (civil-from-days, proleptic Gregorian).
-fn today() -> String {
-    let days =
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_checked() {
-        assert!(is_iso_date("2026-11-22"));
-        assert!(!is_iso_date("2026-13-01"));
-        assert!(!is_iso_date("22.11.2026"));
-        assert!(is_iso_date(&today()));
-    }
 }

@@ -9,7 +9,8 @@
 //! [`crate::panic_guard::catch`], decoding stops after a budget of consecutive corrupt
 //! packets, and the decoded length is checked against the maximum duration as it grows.
 //! What this module cannot contain is a decoder that loops forever or aborts on a huge
-//! allocation; the worker daemon runs decoding in a supervised process for that.
+//! allocation: today both run on the worker's blocking thread and take the worker with
+//! them (a supervised decoder process is the reliability issue's first item).
 
 mod opus;
 
