@@ -4,6 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, TimeZone, Utc};
+use minutes_shared::failure::FailureReason;
 use minutes_shared::jobs::{Job, JobFilter, JobState, Reprocess, ReprocessRequest};
 use minutes_shared::options::{check_language, JobOptions, SummarizerKind};
 use minutes_shared::stage::Stage;
@@ -29,8 +30,10 @@ pub struct JobView {
     pub percent: f32,
     /// What it is doing, for people.
     pub message: String,
-    /// Why it failed (a stable code, a colon, plain words).
+    /// Why it failed (a stable code, a colon, plain words): `failure` as one string.
     pub failure_reason: Option<String>,
+    /// Why it failed, typed: the code to act on and the detail for people.
+    pub failure: Option<FailureReason>,
     /// Times a worker took it.
     pub attempts: i32,
     /// The uploaded file's name.
@@ -87,7 +90,8 @@ impl JobView {
             stage: job.stage.clone(),
             percent: job.percent,
             message: job.message.clone(),
-            failure_reason: job.failure_reason.clone(),
+            failure_reason: job.failure_reason.as_ref().map(ToString::to_string),
+            failure: job.failure_reason.clone(),
             attempts: job.attempts,
             filename: job.original_filename.clone(),
             content_type: job.content_type.clone(),

@@ -18,6 +18,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgPool, PgTypeInfo, PgValueRef, Postgres};
 use uuid::Uuid;
 
+use crate::failure::{FailureCode, FailureReason};
 use crate::options::JobOptions;
 use crate::stage::Stage;
 
@@ -121,7 +122,7 @@ pub struct Job {
     /// What it is doing, for people.
     pub message: String,
     /// Why it failed, when it did.
-    pub failure_reason: Option<String>,
+    pub failure_reason: Option<FailureReason>,
     /// Times a worker took it.
     pub attempts: i32,
     /// Times a worker holding it vanished.
@@ -549,7 +550,8 @@ impl JobRepo {
     pub async fn get(&self, id: Uuid) -> Result<Option<Job>, RepoError> {
         Ok(sqlx::query_as!(
             Job,
-            r#"SELECT id, state AS "state: JobState", stage, percent, message, failure_reason,
+            r#"SELECT id, state AS "state: JobState", stage, percent, message,
+                      failure_reason AS "failure_reason: FailureReason",
                       attempts, crash_count, error_retries, worker_name, lease_expires_at,
                       source_key, original_filename, content_type, size_bytes, media_duration,
                       language, title, notify_email, options AS "options: JobOptions", artifacts,
@@ -574,7 +576,8 @@ impl JobRepo {
         let (before_at, before_id) = before.unzip();
         Ok(sqlx::query_as!(
             Job,
-            r#"SELECT id, state AS "state: JobState", stage, percent, message, failure_reason,
+            r#"SELECT id, state AS "state: JobState", stage, percent, message,
+                      failure_reason AS "failure_reason: FailureReason",
                       attempts, crash_count, error_retries, worker_name, lease_expires_at,
                       source_key, original_filename, content_type, size_bytes, media_duration,
                       language, title, notify_email, options AS "options: JobOptions", artifacts,
@@ -897,8 +900,13 @@ impl JobRepo {
     }
 
     /// Ends the job as `done` or `failed` (with `reason`), releasing the lease.
-    pub async fn finish(&self, lease: Lease, failure: Option<&str>) -> Result<(), RepoError> {
+    pub async fn finish(
+        &self,
+        lease: Lease,
+        failure: Option<&FailureReason>,
+    ) -> Result<(), RepoError> {
         let state = if failure.is_some() { JobState::Failed } else { JobState::Done };
+        let failure = failure.map(ToString::to_string);
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query!(
             r#"UPDATE jobs SET state = $3, failure_reason = $4,
@@ -911,13 +919,14 @@ impl JobRepo {
             lease.job_id,
             lease.token,
             state.as_str(),
-            failure
+            failure.as_deref()
         )
         .execute(&mut *tx)
         .await?;
         fenced(done.rows_affected(), lease)?;
         // In the same transaction: whoever sees the final state sees its event too.
-        append_event(&mut tx, lease.job_id, state.as_str(), failure.unwrap_or("")).await?;
+        append_event(&mut tx, lease.job_id, state.as_str(), failure.as_deref().unwrap_or(""))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -999,7 +1008,8 @@ impl JobRepo {
     }
 
     /// Ends the attempt after a transient error: queued again to run after `delay`, or,
-    /// when this was error number `budget`, failed with `reason`. Returns the new state.
+    /// when this was error number `budget`, failed as `retries_exhausted` with `reason` as
+    /// the detail. Returns the new state.
     pub async fn retry_later(
         &self,
         lease: Lease,
@@ -1012,7 +1022,7 @@ impl JobRepo {
             r#"UPDATE jobs SET
                  error_retries = error_retries + 1,
                  state = CASE WHEN error_retries + 1 >= $3 THEN 'failed' ELSE 'queued' END,
-                 failure_reason = CASE WHEN error_retries + 1 >= $3 THEN $4 END,
+                 failure_reason = CASE WHEN error_retries + 1 >= $3 THEN $6 END,
                  finished_at = CASE WHEN error_retries + 1 >= $3 THEN now() END,
                  message = $4, lease_token = NULL, lease_expires_at = NULL, enqueued_at = NULL,
                  run_after = now() + make_interval(secs => $5), updated_at = now()
@@ -1022,7 +1032,8 @@ impl JobRepo {
             lease.token,
             budget,
             reason,
-            seconds(delay)
+            seconds(delay),
+            FailureReason::new(FailureCode::RetriesExhausted, reason).to_string()
         )
         .fetch_optional(&mut *tx)
         .await?

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod credentials;
+pub mod failure;
 pub mod jobs;
 pub mod logging;
 pub mod minutes;

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use minutes_shared::failure::FailureCode;
 use minutes_shared::transcript::{Segment, TRANSCRIPT_FORMAT_VERSION};
 use minutes_shared::wer::{word_error_rate, word_errors};
 use minutes_shared::Transcript;
@@ -488,6 +489,6 @@ fn cli_process_writes_minutes_and_survives_a_bad_file() {
     );
 
     let wrong_date = minutes(&["process", good.to_str().expect("utf-8"), "--date", "22/11/2026"]);
-    assert_eq!(wrong_date.status.code(), Some(1));
+    assert_eq!(wrong_date.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&wrong_date.stderr).contains("expected YYYY-MM-DD"));
 }

@@ -151,26 +151,6 @@ pub fn error_page(viewer: Option<&Principal>, error: ApiError) -> Response {
     response
 }
 
-/// The failure reason in plain words: the code names the kind, the rest says why.
-fn plain_reason(reason: &str) -> String {
-    let (code, detail) = reason.split_once(": ").unwrap_or(("", reason));
-    let kind = match code {
-        "not_media" | "no_audio_track" | "unsupported_codec" | "empty" | "corrupt"
-        | "invalid_media" | "decoder_failure" => "This file could not be read as a recording.",
-        "truncated" => "The recording is incomplete: the file was cut short.",
-        "too_long" => "The recording is longer than this server accepts.",
-        "upload_missing" => "The uploaded file is no longer stored.",
-        "worker_lost" => "Processing stopped several times on this file.",
-        "unsupported_language" => "The speech model does not know this language.",
-        _ => "The minutes could not be made.",
-    };
-    let mut detail = detail.to_string();
-    if let Some(first) = detail.get(..1) {
-        detail = first.to_uppercase() + &detail[1..];
-    }
-    format!("{kind} {detail}.").replace("..", ".")
-}
-
 fn stage_index(stage: &str) -> usize {
     TIMELINE.iter().position(|(name, _)| *name == stage).unwrap_or(0)
 }
@@ -340,7 +320,7 @@ pub async fn job_page(
     match job.state {
         JobState::Failed | JobState::Cancelled => {
             let reason = match (&job.failure_reason, job.state) {
-                (Some(reason), _) => plain_reason(reason),
+                (Some(reason), _) => reason.plain(),
                 (None, _) => "The job was cancelled.".to_string(),
             };
             body += &format!(
@@ -473,19 +453,5 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
             None,
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page."),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failure_reasons_read_as_sentences() {
-        assert_eq!(
-            plain_reason("truncated: the file is truncated: it ends after 24.9 s of the 62.3 s its header declares"),
-            "The recording is incomplete: the file was cut short. The file is truncated: it ends after 24.9 s of the 62.3 s its header declares."
-        );
-        assert_eq!(plain_reason("something odd"), "The minutes could not be made. Something odd.");
     }
 }

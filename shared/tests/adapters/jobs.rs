@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use minutes_shared::failure::{FailureCode, FailureReason};
 use minutes_shared::jobs::ReprocessRequest;
 use minutes_shared::jobs::{
     Claim, EmailKind, JobFilter, JobRepo, JobState, NewJob, PushPolicy, RepoError, Reprocess,
@@ -110,7 +111,8 @@ async fn a_stale_worker_changes_nothing_once_another_holds_the_lease() {
     assert!(matches!(stale_write, Err(RepoError::LeaseLost(id)) if id == job.id));
     db.repo.progress(fresh, "transcribe", 50.0, "half way").await.expect("fresh lease writes");
     db.repo.finish(fresh, None).await.expect("finish");
-    assert!(matches!(db.repo.finish(stale, Some("late")).await, Err(RepoError::LeaseLost(_))));
+    let late = FailureReason::new(FailureCode::InternalError, "late");
+    assert!(matches!(db.repo.finish(stale, Some(&late)).await, Err(RepoError::LeaseLost(_))));
     let done = db.repo.get(job.id).await.expect("get").expect("exists");
     assert_eq!(done.state, JobState::Done, "a stale worker never moves a job back");
     assert_eq!(done.percent, 100.0);
@@ -138,7 +140,7 @@ async fn a_job_that_keeps_losing_its_worker_fails_after_the_crash_budget() {
     let failed = db.repo.get(job.id).await.expect("get").expect("exists");
     assert_eq!(failed.state, JobState::Failed);
     assert!(
-        failed.failure_reason.as_deref().unwrap_or("").starts_with("worker_lost"),
+        failed.failure_reason.as_ref().map(|r| r.code) == Some(FailureCode::WorkerLost),
         "{failed:?}"
     );
     assert_eq!(failed.crash_count, 3);
@@ -292,7 +294,8 @@ async fn a_lapsed_lease_is_pushed_once_and_a_transient_error_backs_off_then_fail
     ));
     let failed = db.repo.get(job.id).await.expect("get").expect("exists");
     assert_eq!(failed.state, JobState::Failed);
-    assert_eq!(failed.failure_reason.as_deref(), Some("x"));
+    // The transient error that used up the budget is the detail.
+    assert_eq!(failed.failure_reason, Some(FailureReason::new(FailureCode::RetriesExhausted, "x")));
     assert_eq!(failed.error_retries, 2);
     assert!(db.repo.retry(job.id).await.expect("retry"), "a person can queue it again");
     assert_eq!(db.repo.get(job.id).await.expect("get").expect("exists").error_retries, 0);

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use minutes_shared::failure::{FailureCode, FailureReason};
 use minutes_shared::jobs::{Claim, Job, JobState, Lease};
 use minutes_shared::queue::{push_due, JobQueue, JobTicket};
 use minutes_shared::settings::{ConnectError, Services};
@@ -214,7 +215,9 @@ async fn handle(ticket: JobTicket, daemon: Data<Arc<Daemon>>) -> Result<(), BoxD
         }
         Claim::CrashBudgetSpent => {
             if let Some(job) = daemon.tools.repo.get(ticket.job_id).await? {
-                let reason = job.failure_reason.clone().unwrap_or_default();
+                let reason = job.failure_reason.clone().unwrap_or_else(|| {
+                    FailureReason::new(FailureCode::WorkerLost, "the crash budget is spent")
+                });
                 runner::notify_failure(&daemon.tools, &job, &reason).await?;
             }
             Ok(())
@@ -284,6 +287,7 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
             tracing::warn!(%reason, retry_in_secs = delay.as_secs_f64(), "transient error; retrying");
             match tools.repo.retry_later(lease, &reason, delay, daemon.retry_budget).await {
                 Ok(JobState::Failed) => {
+                    let reason = FailureReason::new(FailureCode::RetriesExhausted, reason);
                     if let Err(error) = runner::notify_failure(tools, &job, &reason).await {
                         tracing::warn!(%error, "failure email not sent");
                     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use minutes_shared::failure::{FailureCode, FailureReason};
 use minutes_shared::jobs::{EmailKind, Job, JobRepo, Lease, RepoError};
 use minutes_shared::options::SummarizerKind;
 use minutes_shared::stage::{MINUTES_JSON, MINUTES_PDF};
@@ -86,13 +87,18 @@ pub struct RunOptions {
 pub enum JobError {
     /// The input can never work: the job fails at once with this reason.
     #[error("{0}")]
-    Permanent(String),
+    Permanent(FailureReason),
     /// Something outside the job failed (storage, database, network): try again later.
     #[error("{0}")]
     Transient(String),
     /// The job was stopped (cancelled, taken over, or this worker is shutting down).
     #[error("stopped")]
     Stopped(StopReason),
+}
+
+/// A permanent failure of `code`.
+fn permanent(code: FailureCode, detail: impl Into<String>) -> JobError {
+    JobError::Permanent(FailureReason::new(code, detail))
 }
 
 impl From<RepoError> for JobError {
@@ -207,7 +213,7 @@ async fn blocking<T: Send + 'static>(
     // The thread runs in the job's span, so what the stage logs names the job.
     let span = tracing::info_span!("stage", stage = what);
     tokio::task::spawn_blocking(move || span.in_scope(work)).await.map_err(|error| {
-        JobError::Permanent(format!("internal_error: the {what} stage crashed: {error}"))
+        permanent(FailureCode::InternalError, format!("the {what} stage crashed: {error}"))
     })
 }
 
@@ -235,8 +241,9 @@ async fn transcribe(
     match tools.storage.download_to(&job.source_key, &local.0).await {
         Ok(_) => {}
         Err(StorageError::NotFound(_)) => {
-            return Err(JobError::Permanent(
-                "upload_missing: the uploaded recording is no longer stored".into(),
+            return Err(permanent(
+                FailureCode::UploadMissing,
+                "the uploaded recording is no longer stored",
             ))
         }
         Err(error) => return Err(error.into()),
@@ -266,7 +273,7 @@ async fn transcribe(
             let (name, models) = (name.clone(), Arc::clone(&tools.models));
             blocking("model", move || models.get(&name))
                 .await?
-                .map_err(|e| JobError::Permanent(format!("model_unavailable: {e}")))?
+                .map_err(|e| permanent(FailureCode::ModelUnavailable, e.to_string()))?
         }
         None => tools.models.default_model(),
     };
@@ -301,7 +308,7 @@ async fn transcribe(
             return Err(JobError::Stopped(stop.reason().unwrap_or(StopReason::LeaseLost)))
         }
         Err(error @ TranscribeError::UnknownLanguage(_)) => {
-            return Err(JobError::Permanent(format!("unsupported_language: {error}")))
+            return Err(permanent(FailureCode::UnsupportedLanguage, error.to_string()))
         }
         Err(error) => return Err(JobError::Transient(error.to_string())),
     };
@@ -324,8 +331,8 @@ fn load_error(error: LoadError) -> JobError {
         LoadError::Decode(DecodeError::Io(io)) => {
             JobError::Transient(format!("reading the local copy failed: {io}"))
         }
-        LoadError::Decode(decode) => JobError::Permanent(format!("{}: {decode}", decode.code())),
-        LoadError::Resample(resample) => JobError::Permanent(format!("invalid_media: {resample}")),
+        LoadError::Decode(decode) => permanent(decode.failure_code(), decode.to_string()),
+        LoadError::Resample(resample) => permanent(FailureCode::InvalidMedia, resample.to_string()),
     }
 }
 
@@ -361,7 +368,7 @@ async fn summarize(
     };
     let minutes = assemble(&meeting_info(job), &transcript, summary.content, summary.info);
     let json = serde_json::to_vec_pretty(&minutes)
-        .map_err(|e| JobError::Permanent(format!("internal_error: {e}")))?;
+        .map_err(|e| permanent(FailureCode::InternalError, e.to_string()))?;
     store(tools, lease, MINUTES_JSON, json).await?;
     stage_finished(tools, "summarize", started);
     Ok(minutes)
@@ -381,7 +388,7 @@ async fn render(
     let owned = minutes.clone();
     let pdf = blocking("render", move || render_pdf(&owned, &options))
         .await?
-        .map_err(|e| JobError::Permanent(format!("render_failed: {e}")))?;
+        .map_err(|e| permanent(FailureCode::RenderFailed, e.to_string()))?;
     let pdf = Bytes::from(pdf);
     store(tools, lease, MINUTES_PDF, pdf.clone()).await?;
     stage_finished(tools, "render", started);
@@ -464,7 +471,11 @@ async fn notify(
 }
 
 /// Sends the failure email of a job that ended `failed`, once.
-pub async fn notify_failure(tools: &Tools, job: &Job, reason: &str) -> Result<(), RepoError> {
+pub async fn notify_failure(
+    tools: &Tools,
+    job: &Job,
+    reason: &FailureReason,
+) -> Result<(), RepoError> {
     let Some(to) = job.notify_email.as_deref().filter(|to| !to.is_empty()) else {
         return Ok(());
     };
@@ -478,7 +489,7 @@ pub async fn notify_failure(tools: &Tools, job: &Job, reason: &str) -> Result<()
     let notice = FailureNotice {
         title: meeting_info(job).title,
         source_filename: job.original_filename.clone(),
-        reason: reason.to_string(),
+        reason: reason.plain(),
     };
     let email =
         failure_email(&notice, &notify_options(tools, job, &intent.recipient, intent.message_id));

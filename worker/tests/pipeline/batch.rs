@@ -197,7 +197,7 @@ async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost
     assert_eq!(state_of(&ids[1]), "done");
     let failed = service.job(ids[0].parse().unwrap()).await;
     assert!(
-        failed.failure_reason.unwrap_or_default().starts_with("upload_missing"),
+        failed.failure_reason.map(|r| r.code) == Some(FailureCode::UploadMissing),
         "clear reason"
     );
 

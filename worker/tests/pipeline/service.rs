@@ -611,8 +611,10 @@ async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() 
     let good = service.submit("formats/hello_44k.m4a", Some(&to)).await;
     let failed = service.wait_final(bad, Duration::from_secs(120)).await;
     assert_eq!(failed.state, JobState::Failed);
-    let reason = failed.failure_reason.unwrap_or_default();
-    assert!(reason.starts_with("truncated: the file is truncated"), "{reason}");
+    let reason = failed.failure_reason.expect("a reason");
+    assert_eq!(reason.code, FailureCode::Truncated, "{reason}");
+    assert!(reason.detail.starts_with("the file is truncated"), "{reason}");
+    let reason = reason.to_string();
     assert_eq!(failed.attempts, 1, "a permanent error is not retried");
     assert_eq!(service.wait_final(good, Duration::from_secs(120)).await.state, JobState::Done);
     assert_eq!(received_with_id(&to, &format!("failed-{bad}@minutes")), 1, "one failure email");
@@ -781,7 +783,7 @@ async fn a_worker_refuses_a_model_that_is_not_offered_without_touching_the_file_
     service.spawn_worker(&[]);
     let failed = service.wait_final(path_job, Duration::from_secs(120)).await;
     assert_eq!(failed.state, JobState::Failed);
-    let reason = failed.failure_reason.unwrap_or_default();
+    let reason = failed.failure_reason.map(|r| r.to_string()).unwrap_or_default();
     assert!(
         reason.starts_with("model_unavailable: the model \"/etc\" is not offered here"),
         "{reason}"

@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, env = "MINUTES_TITLE")]
     title: Option<String>,
     /// Meeting date (YYYY-MM-DD, a real calendar day); today by default.
-    #[arg(long, env = "MINUTES_DATE")]
+    #[arg(long, env = "MINUTES_DATE", value_parser = calendar_day)]
     date: Option<chrono::NaiveDate>,
     /// Paper size of the PDF: a4 or letter.
     #[arg(long, env = "MINUTES_PAPER", default_value = "a4")]
@@ -303,4 +303,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// `--date`: a day of the calendar, written YYYY-MM-DD.
+fn calendar_day(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|error| format!("expected YYYY-MM-DD, a day of the calendar ({error})"))
 }

@@ -101,6 +101,22 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// The failure a job that meets this error ends with.
+    pub fn failure_code(&self) -> minutes_shared::failure::FailureCode {
+        use minutes_shared::failure::FailureCode;
+        match self {
+            Self::Empty => FailureCode::Empty,
+            Self::NotMedia => FailureCode::NotMedia,
+            Self::NoAudioTrack => FailureCode::NoAudioTrack,
+            Self::UnsupportedCodec(_) => FailureCode::UnsupportedCodec,
+            Self::Truncated { .. } => FailureCode::Truncated,
+            Self::TooLong { .. } => FailureCode::TooLong,
+            Self::Corrupt(_) => FailureCode::Corrupt,
+            Self::Io(_) => FailureCode::Io,
+            Self::Internal(_) => FailureCode::DecoderFailure,
+        }
+    }
+
     /// A short stable name for the reason, for logs, metrics and API error codes.
     pub fn code(&self) -> &'static str {
         match self {
