@@ -114,6 +114,7 @@ ensure_test_venv() {
 # ensure_postgres makes sure a PostgreSQL server answers on MINUTES_TEST_DATABASE_URL
 # (default: postgres@127.0.0.1:5432, the machine's server): it starts the Debian service
 # when it is stopped, and installs it when it is missing. Tests make their own databases.
+MINUTES_TEST_DATABASE_URL_GIVEN="${MINUTES_TEST_DATABASE_URL:-}"
 export MINUTES_TEST_DATABASE_URL="${MINUTES_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 ensure_postgres() {
   need "command -v psql && command -v pg_isready" postgresql-client
@@ -138,6 +139,47 @@ ensure_postgres() {
   psql "$MINUTES_TEST_DATABASE_URL" -Atqc \
     "SELECT datname FROM pg_database WHERE datname LIKE 'minutes\_test\_%'" |
     while read -r db; do psql "$MINUTES_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"; done
+}
+
+# start_test_postgres starts a PostgreSQL cluster of the test run's own, so the tests never
+# depend on how the machine's server authenticates (a fresh Debian's refuses passwordless
+# TCP logins): initdb into a temporary folder (as the postgres user when run as root, which
+# initdb refuses to be), trust authentication for that cluster only, a free loopback port,
+# fsync off; stop_test_servers stops and deletes it. When the caller set
+# MINUTES_TEST_DATABASE_URL, that server is used instead (ensure_postgres).
+start_test_postgres() {
+  if [ -n "$MINUTES_TEST_DATABASE_URL_GIVEN" ]; then
+    ensure_postgres
+    return
+  fi
+  need "command -v psql && command -v pg_isready" postgresql-client
+  need "ls /usr/lib/postgresql/*/bin/initdb" postgresql
+  local bin port
+  bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  TEST_PG_DIR="$(mktemp -d)"
+  TEST_PG_AS=()
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$TEST_PG_DIR"
+    TEST_PG_AS=(runuser -u postgres --)
+  fi
+  TEST_PG_BIN="$bin"
+  "${TEST_PG_AS[@]}" "$bin/initdb" -D "$TEST_PG_DIR/data" -U postgres --auth=trust \
+    --no-locale -E UTF8 >"$TEST_PG_DIR/initdb.log" 2>&1 ||
+    { cat "$TEST_PG_DIR/initdb.log" >&2; exit 1; }
+  "${TEST_PG_AS[@]}" "$bin/pg_ctl" -D "$TEST_PG_DIR/data" -l "$TEST_PG_DIR/server.log" -w \
+    -o "-p $port -k $TEST_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+    start >/dev/null || { cat "$TEST_PG_DIR/server.log" >&2; exit 1; }
+  export MINUTES_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  log "PostgreSQL of this test run: $MINUTES_TEST_DATABASE_URL ($bin, data in $TEST_PG_DIR)"
+}
+
+stop_test_postgres() {
+  if [ -n "${TEST_PG_DIR:-}" ] && [ -d "$TEST_PG_DIR/data" ]; then
+    "${TEST_PG_AS[@]}" "$TEST_PG_BIN/pg_ctl" -D "$TEST_PG_DIR/data" -m immediate stop \
+      >/dev/null 2>&1 || true
+    rm -rf "$TEST_PG_DIR"
+  fi
 }
 
 # ensure_redis makes sure a Redis server answers on MINUTES_TEST_REDIS_URL (default: the
@@ -235,6 +277,7 @@ stop_test_servers() {
     wait "$pid" 2>/dev/null || true
   done
   rm -rf "${TEST_STATE:-/nonexistent}"
+  stop_test_postgres
 }
 
 # ensure_ctranslate2 unpacks CTranslate2 $CT2_VERSION, as the PyPI wheel `ctranslate2` ships
