@@ -8,13 +8,20 @@ const MAX_CHARS: usize = 200;
 /// `recording` when nothing is left.
 pub fn sanitize(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).take(MAX_CHARS).collect();
+    let cleaned: String =
+        last.chars().filter(|c| !c.is_control() && !is_bidi_control(*c)).take(MAX_CHARS).collect();
     let trimmed = cleaned.trim().trim_start_matches('.').trim();
     if trimmed.is_empty() {
         "recording".into()
     } else {
         trimmed.to_string()
     }
+}
+
+/// The Unicode controls that reorder displayed text (an `exe` shown as `...3pm.exe` read
+/// backwards): marks, embeddings, overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A `Content-Disposition: attachment` value offering `name`: a plain-ASCII fallback and
@@ -49,6 +56,15 @@ mod tests {
         assert_eq!(sanitize(".."), "recording");
         assert_eq!(sanitize(&"x".repeat(1000)).chars().count(), 200);
         assert_eq!(sanitize("réunion 🎙.m4a"), "réunion 🎙.m4a");
+    }
+
+    /// Bidi override characters survived in file names: `invoice\u{202E}fdp.exe` is shown
+    /// as `invoiceexe.pdf`.
+    #[test]
+    fn bidi_controls_are_stripped_from_file_names() {
+        assert_eq!(sanitize("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(sanitize("\u{2066}a\u{2069}\u{200F}b.m4a\u{061C}"), "ab.m4a");
+        assert_eq!(sanitize("שלום.m4a"), "שלום.m4a", "right-to-left letters stay");
     }
 
     #[test]

@@ -23,18 +23,23 @@ pub async fn healthz() -> &'static str {
 /// What `/readyz` found.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
-    /// "ok" or what failed.
+    /// "ok", "unavailable" or "timeout" (the error itself goes to the log).
     pub postgres: String,
-    /// "ok" or what failed.
+    /// "ok", "unavailable" or "timeout".
     pub redis: String,
-    /// The object store.
+    /// The object store: "ok", "unavailable" or "timeout".
     pub storage: String,
 }
 
-fn status<E: std::fmt::Display>(result: Result<(), E>) -> String {
+/// `/readyz` is public: it says whether a dependency answers, never its error text (which
+/// can name hosts, users or buckets); that goes to the log.
+fn status<E: std::fmt::Display>(service: &str, result: Result<(), E>) -> String {
     match result {
         Ok(()) => "ok".into(),
-        Err(error) => error.to_string(),
+        Err(error) => {
+            tracing::warn!(service, %error, "not ready");
+            "unavailable".into()
+        }
     }
 }
 
@@ -44,16 +49,19 @@ fn status<E: std::fmt::Display>(result: Result<(), E>) -> String {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let check = async { sqlx::query("SELECT 1").execute(state.repo.pool()).await.map(|_| ()) };
     let timeout = std::time::Duration::from_secs(3);
-    let bounded = |name: &str| format!("{name} did not answer within 3 s");
+    let bounded = |service: &str| {
+        tracing::warn!(service, "not ready: no answer within 3 s");
+        "timeout".to_string()
+    };
     let (postgres, redis, storage) = tokio::join!(
         tokio::time::timeout(timeout, check),
         tokio::time::timeout(timeout, state.queue.ping()),
         tokio::time::timeout(timeout, state.storage.check()),
     );
     let readiness = Readiness {
-        postgres: postgres.map(status).unwrap_or_else(|_| bounded("postgres")),
-        redis: redis.map(status).unwrap_or_else(|_| bounded("redis")),
-        storage: storage.map(status).unwrap_or_else(|_| bounded("storage")),
+        postgres: postgres.map(|r| status("postgres", r)).unwrap_or_else(|_| bounded("postgres")),
+        redis: redis.map(|r| status("redis", r)).unwrap_or_else(|_| bounded("redis")),
+        storage: storage.map(|r| status("storage", r)).unwrap_or_else(|_| bounded("storage")),
     };
     let ready =
         [&readiness.postgres, &readiness.redis, &readiness.storage].iter().all(|s| *s == "ok");
@@ -108,4 +116,17 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         counters.uploads_rejected.load(Ordering::Relaxed)
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/readyz` returned raw error text (a Redis URL with its user, a bucket name).
+    #[test]
+    fn readyz_says_unavailable_without_the_error_text() {
+        let failed: Result<(), &str> = Err("redis://admin:hunter2@cache.internal: refused");
+        assert_eq!(status("redis", failed), "unavailable");
+        assert_eq!(status("redis", Ok::<(), &str>(())), "ok");
+    }
 }

@@ -153,9 +153,13 @@ pub struct LoginForm {
     next: String,
 }
 
-/// Only paths on this site: `/jobs/1`, never `//evil.example` or `https://...`.
+/// Only paths on this site: `/jobs/1`, never `//evil.example` or `https://...`. Browsers
+/// drop tabs and line breaks from a URL before reading it, so `/\t/evil.example` would
+/// become `//evil.example`: a path must be visible ASCII only (anything else arrives
+/// percent-encoded from our own links).
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let visible = next.chars().all(|c| c.is_ascii_graphic());
+    if visible && next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
         next
     } else {
         "/"
@@ -304,6 +308,21 @@ mod tests {
         assert_eq!(safe_next("//evil.example/x"), "/");
         assert_eq!(safe_next("https://evil.example"), "/");
         assert_eq!(safe_next("/\\evil.example"), "/");
+        assert_eq!(
+            safe_next("/jobs?state=done&since=2026-11-01"),
+            "/jobs?state=done&since=2026-11-01"
+        );
+    }
+
+    /// Open redirect: a tab (or line break, or space) between the slashes, which browsers
+    /// remove, made `/\t/evil.example` a link to another site after signing in.
+    #[test]
+    fn open_redirect_through_whitespace_in_the_next_path_is_refused() {
+        for hostile in
+            ["/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/ /evil.example"]
+        {
+            assert_eq!(safe_next(hostile), "/", "{hostile:?}");
+        }
         assert_eq!(minutes_text(61), "2 minutes");
         assert_eq!(minutes_text(30), "a minute");
     }
