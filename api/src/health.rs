@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minutes_shared::jobs::JobState;
-use serde::Serialize;
+use minutes_shared::readiness::{self, Readiness};
 
 use crate::AppState;
 
@@ -20,52 +20,14 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// What `/readyz` found.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Readiness {
-    /// "ok", "unavailable" or "timeout" (the error itself goes to the log).
-    pub postgres: String,
-    /// "ok", "unavailable" or "timeout".
-    pub redis: String,
-    /// The object store: "ok", "unavailable" or "timeout".
-    pub storage: String,
-}
-
-/// `/readyz` is public: it says whether a dependency answers, never its error text (which
-/// can name hosts, users or buckets); that goes to the log.
-fn status<E: std::fmt::Display>(service: &str, result: Result<(), E>) -> String {
-    match result {
-        Ok(()) => "ok".into(),
-        Err(error) => {
-            tracing::warn!(service, %error, "not ready");
-            "unavailable".into()
-        }
-    }
-}
-
 /// Readiness: 200 when Postgres, Redis and the object store all answer, else 503.
 #[utoipa::path(get, path = "/readyz", security(()),
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let check = async { sqlx::query("SELECT 1").execute(state.repo.pool()).await.map(|_| ()) };
-    let timeout = std::time::Duration::from_secs(3);
-    let bounded = |service: &str| {
-        tracing::warn!(service, "not ready: no answer within 3 s");
-        "timeout".to_string()
-    };
-    let (postgres, redis, storage) = tokio::join!(
-        tokio::time::timeout(timeout, check),
-        tokio::time::timeout(timeout, state.queue.ping()),
-        tokio::time::timeout(timeout, state.storage.check()),
-    );
-    let readiness = Readiness {
-        postgres: postgres.map(|r| status("postgres", r)).unwrap_or_else(|_| bounded("postgres")),
-        redis: redis.map(|r| status("redis", r)).unwrap_or_else(|_| bounded("redis")),
-        storage: storage.map(|r| status("storage", r)).unwrap_or_else(|_| bounded("storage")),
-    };
-    let ready =
-        [&readiness.postgres, &readiness.redis, &readiness.storage].iter().all(|s| *s == "ok");
-    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(readiness))
+    let readiness = readiness::check(&state.repo, &state.queue, &state.storage).await;
+    let status =
+        if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(readiness))
 }
 
 /// Prometheus metrics.
@@ -116,17 +78,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         counters.uploads_rejected.load(Ordering::Relaxed)
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `/readyz` returned raw error text (a Redis URL with its user, a bucket name).
-    #[test]
-    fn readyz_says_unavailable_without_the_error_text() {
-        let failed: Result<(), &str> = Err("redis://admin:hunter2@cache.internal: refused");
-        assert_eq!(status("redis", failed), "unavailable");
-        assert_eq!(status("redis", Ok::<(), &str>(())), "ok");
-    }
 }

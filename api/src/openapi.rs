@@ -37,7 +37,7 @@ use utoipa::OpenApi;
         crate::jobs::ReprocessBody,
         minutes_shared::options::SummarizerKind,
         crate::events::ProgressEvent,
-        crate::health::Readiness,
+        minutes_shared::readiness::Readiness,
         crate::error::ErrorBody,
         crate::upload::UploadForm,
         minutes_shared::credentials::ApiToken,

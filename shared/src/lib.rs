@@ -19,6 +19,7 @@ pub mod minutes;
 pub mod models;
 pub mod options;
 pub mod queue;
+pub mod readiness;
 pub mod settings;
 pub mod shutdown;
 pub mod stage;

@@ -149,7 +149,12 @@ pub async fn serve(
         .await
         .map_err(|e| DaemonError::Http(format!("{}: {e}", daemon.settings.http_addr)))?;
     let address = listener.local_addr().map_err(|e| DaemonError::Http(e.to_string()))?;
-    tokio::spawn(http::serve(listener, Arc::clone(&metrics)));
+    let dependencies = http::Dependencies {
+        repo: daemon.tools.repo.clone(),
+        queue: daemon.queue.clone(),
+        storage: daemon.tools.storage.clone(),
+    };
+    tokio::spawn(http::serve(listener, Arc::clone(&metrics), dependencies));
     // Tests and operators read this line to find the port and the name.
     tracing::info!(worker = %name, "ready; health and metrics on http://{address}");
 

@@ -630,6 +630,12 @@ async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() 
     let worker = &service.workers[0];
     let health = service.http.get(format!("{}/healthz", worker.http)).send().await.unwrap();
     assert_eq!(health.status(), reqwest::StatusCode::OK);
+    let ready = service.http.get(format!("{}/readyz", worker.http)).send().await.unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    for dependency in ["postgres", "redis", "storage"] {
+        assert_eq!(ready[dependency], "ok", "{ready}");
+    }
     let metrics = service.worker_metrics(0).await;
     for line in [
         "minutes_worker_jobs_total{outcome=\"failed\"} 1",
