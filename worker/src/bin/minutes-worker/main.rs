@@ -34,23 +34,9 @@ fn main() -> ExitCode {
     match runtime.block_on(daemon::serve(cli.settings, minutes_shared::shutdown::signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %DisplayChain(&error), "cannot serve");
+            // `{:#}` writes the error with its causes, `: `-separated.
+            tracing::error!(error = format!("{:#}", anyhow::Error::new(error)), "cannot serve");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// An error and its sources, `: `-separated.
-struct DisplayChain<'a>(&'a dyn std::error::Error);
-
-impl std::fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
     }
 }

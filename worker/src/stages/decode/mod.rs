@@ -117,19 +117,10 @@ impl DecodeError {
         }
     }
 
-    /// A short stable name for the reason, for logs, metrics and API error codes.
+    /// A short stable name for the reason, for logs, metrics and API error codes: the
+    /// name of its [`Self::failure_code`].
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "empty",
-            Self::NotMedia => "not_media",
-            Self::NoAudioTrack => "no_audio_track",
-            Self::UnsupportedCodec(_) => "unsupported_codec",
-            Self::Truncated { .. } => "truncated",
-            Self::TooLong { .. } => "too_long",
-            Self::Corrupt(_) => "corrupt",
-            Self::Io(_) => "io",
-            Self::Internal(_) => "decoder_failure",
-        }
+        self.failure_code().as_str()
     }
 }
 
