@@ -4,6 +4,7 @@
 //! - [`stages`]: decode, resample, transcribe, summarize, render, notify: transforms from
 //!   input to output; only the `openai` summarizer talks to a network.
 //! - [`audio`]: decode and resample composed into "file to 16 kHz samples".
+//! - [`decoder_process`]: that decoding run in a supervised child process with limits.
 //! - [`mail`]: the outbox that delivers notification emails (a folder, or SMTP).
 //! - [`models`]: where models and runtimes are installed, and `minutes models install`.
 //! - [`onnx`]: ONNX Runtime, loaded once for every ONNX model.
@@ -15,6 +16,7 @@
 //! - `src/bin/minutes-worker`: the daemon's entry point.
 
 pub mod audio;
+pub mod decoder_process;
 pub mod mail;
 pub mod models;
 pub mod onnx;

@@ -30,6 +30,8 @@ use minutes_worker::stages::transcribe::{
 mod batch;
 #[path = "pipeline/compose.rs"]
 mod compose;
+#[path = "pipeline/decoder_process.rs"]
+mod decoder_process;
 #[path = "pipeline/llm.rs"]
 mod llm;
 #[path = "pipeline/mail.rs"]

@@ -107,7 +107,10 @@ pub async fn serve(
     let model_options =
         settings.recognition.model_options().map_err(|e| DaemonError::Settings(e.to_string()))?;
     let options = RunOptions {
-        decode: settings.recognition.decode_options(),
+        decoder: settings
+            .recognition
+            .decoder()
+            .map_err(|e| DaemonError::Settings(format!("cannot find this program: {e}")))?,
         transcribe: settings.recognition.transcribe_options(),
         paper: settings.paper,
         mail_from: settings.mail_from.clone(),

@@ -5,8 +5,9 @@
 //! `minutes.pdf`, ...) and are recorded in the job row under the lease, so a job that is
 //! retried or taken over after a crash redoes only what was not finished. The email is
 //! sent through a send-intent row with a fixed Message-ID and marked sent once the server
-//! accepted it, so a retry does not send it twice. CPU-bound stages (decode, transcribe,
-//! render) run on blocking threads; the async runtime only moves bytes and writes rows.
+//! accepted it, so a retry does not send it twice. Decoding runs in a supervised child
+//! process ([`crate::decoder_process`]); the other CPU-bound stages (transcribe, render) run
+//! on blocking threads; the async runtime only moves bytes and writes rows.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -25,9 +26,8 @@ use minutes_shared::{Minutes, Transcript};
 use super::lease_keeper::{Reporter, StopFlag, StopReason};
 use super::metrics::Metrics;
 use super::models::Models;
-use crate::audio::{self, LoadError};
+use crate::decoder_process::{SupervisedDecoder, SupervisedError};
 use crate::mail::{MailError, Outbox};
-use crate::stages::decode::{DecodeError, DecodeOptions};
 use crate::stages::notify::{failure_email, minutes_email, FailureNotice, NotifyOptions};
 use crate::stages::render::{render_pdf, Paper, RenderOptions};
 use crate::stages::summarize::{
@@ -64,8 +64,8 @@ pub struct Tools {
 /// Per-process options of the stages.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Decoding limits.
-    pub decode: DecodeOptions,
+    /// The decoder process and its limits.
+    pub decoder: SupervisedDecoder,
     /// Transcription options.
     pub transcribe: TranscribeOptions,
     /// Paper size of the PDFs.
@@ -252,15 +252,19 @@ async fn transcribe(
 
     reporter.report("decode", 2.0, "decoding");
     let path = local.0.clone();
-    let decode_options = tools.options.decode;
-    let decode_reporter = reporter.clone();
+    let decoder = tools.options.decoder.clone();
+    let (decode_reporter, decode_stop) = (reporter.clone(), stop.clone());
     let audio = blocking("decode", move || {
-        audio::load(&path, decode_options, &mut |fraction| {
-            decode_reporter.report("decode", 2.0 + 8.0 * fraction as f32, "decoding");
-        })
+        decoder.load(
+            &path,
+            &mut |fraction| {
+                decode_reporter.report("decode", 2.0 + 8.0 * fraction as f32, "decoding");
+            },
+            &|| decode_stop.reason().is_some(),
+        )
     })
     .await?
-    .map_err(load_error)?;
+    .map_err(|error| decode_error(error, stop))?;
     drop(local);
     stage_finished(tools, "decode", started);
     let duration = audio.duration();
@@ -325,14 +329,17 @@ async fn transcribe(
     Ok(transcript)
 }
 
-/// A decode failure: the input's fault (permanent) unless reading the local copy failed.
-fn load_error(error: LoadError) -> JobError {
+/// A decode failure: the input's fault (permanent), unless reading the local copy or
+/// starting the decoder process failed, or the job was stopped.
+fn decode_error(error: SupervisedError, stop: &StopFlag) -> JobError {
     match error {
-        LoadError::Decode(DecodeError::Io(io)) => {
-            JobError::Transient(format!("reading the local copy failed: {io}"))
+        SupervisedError::Rejected(reason) => JobError::Permanent(reason),
+        SupervisedError::Stopped => {
+            JobError::Stopped(stop.reason().unwrap_or(StopReason::LeaseLost))
         }
-        LoadError::Decode(decode) => permanent(decode.failure_code(), decode.to_string()),
-        LoadError::Resample(resample) => permanent(FailureCode::InvalidMedia, resample.to_string()),
+        error @ (SupervisedError::Unreadable(_) | SupervisedError::Process(_)) => {
+            JobError::Transient(error.to_string())
+        }
     }
 }
 

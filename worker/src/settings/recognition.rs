@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::decoder_process::{DecoderCommand, DecoderLimits, SupervisedDecoder};
 use crate::models::{self, Locations, ModelError};
 use crate::onnx::{self, OnnxError};
 use crate::stages::decode::DecodeOptions;
+use crate::stages::transcribe::engine;
 use crate::stages::transcribe::silero::{SileroVad, VadOptions};
 use crate::stages::transcribe::speech::{DetectorKind, SpeechDetector};
 use crate::stages::transcribe::{
@@ -105,7 +107,7 @@ pub struct RecognitionArgs {
     #[arg(long, env = "MINUTES_THREADS", default_value_t = 0)]
     pub threads: usize,
     /// Batches decoded side by side (each by a model replica with threads/lanes threads);
-    /// 0 picks min(threads, 4).
+    /// 0 picks min(threads, 4), or 1 where CTranslate2 uses Intel MKL.
     #[arg(long, env = "MINUTES_DECODE_LANES", default_value_t = 0)]
     pub lanes: usize,
     /// Time every word (json output carries them).
@@ -114,6 +116,15 @@ pub struct RecognitionArgs {
     /// Longest recording accepted, in minutes.
     #[arg(long, env = "MINUTES_MAX_DURATION_MINUTES", default_value_t = 360)]
     pub max_duration_minutes: u64,
+    /// Memory the decoder process may map beyond the program's own, in MiB.
+    #[arg(long, env = "MINUTES_DECODE_MEMORY_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..))]
+    pub decode_memory_mb: u64,
+    /// CPU seconds the decoder process may use on one file.
+    #[arg(long, env = "MINUTES_DECODE_CPU_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub decode_cpu_secs: u64,
+    /// Seconds without progress after which the decoder process is taken to hang and killed.
+    #[arg(long, env = "MINUTES_DECODE_WATCHDOG_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub decode_watchdog_secs: u64,
 }
 
 impl RecognitionArgs {
@@ -163,6 +174,19 @@ impl RecognitionArgs {
         }
     }
 
+    /// The decoder process this binary runs recordings through, with the limits asked for.
+    pub fn decoder(&self) -> std::io::Result<SupervisedDecoder> {
+        Ok(SupervisedDecoder {
+            command: DecoderCommand::current()?,
+            options: self.decode_options(),
+            limits: DecoderLimits {
+                memory_mib: self.decode_memory_mb,
+                cpu: Duration::from_secs(self.decode_cpu_secs),
+                watchdog: Duration::from_secs(self.decode_watchdog_secs),
+            },
+        })
+    }
+
     /// Loads the model with the thread and lane counts asked for.
     pub fn load_model(&self) -> Result<WhisperModel, RecognitionError> {
         Ok(WhisperModel::load(&self.model_options()?)?)
@@ -198,7 +222,10 @@ impl RecognitionArgs {
             model_dir: self.model_dir()?,
             precision: self.compute_type,
             threads,
-            lanes: if self.lanes == 0 { threads.min(4) } else { self.lanes },
+            lanes: match self.lanes {
+                0 => threads.min(4).min(engine::max_lanes()),
+                asked => asked,
+            },
         })
     }
 

@@ -213,3 +213,18 @@ fn process_refuses_an_impossible_date() {
     assert!(stderr.contains("2026-02-31"), "{stderr}");
     assert_eq!(std::fs::read_dir(&out).expect("folder").count(), 0, "nothing written");
 }
+
+/// Two lanes asked for on a CPU where CTranslate2 uses Intel MKL: MKL divided by zero
+/// (SIGFPE, the process died) when two replicas encoded batches side by side. One lane is
+/// used there instead, so the transcript comes out; elsewhere two lanes run as asked.
+#[test]
+fn two_lanes_asked_for_on_an_intel_mkl_cpu_do_not_crash_the_process() {
+    let output = Command::new(env!("CARGO_BIN_EXE_minutes"))
+        .args(["transcribe", "--threads", "2", "--lanes", "2", "--batch-size", "8"])
+        .arg(fixture("meeting.flac"))
+        .output()
+        .expect("run minutes");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("weekly planning"));
+}

@@ -648,6 +648,26 @@ async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() 
     service.stop().await;
 }
 
+/// R5: a recording that aborts the decoder (a 32 GiB table reservation, over the decoder
+/// process's memory limit) ends `failed: invalid_media` at once; the worker, which decoded
+/// in its own process before, lives on and finishes the next job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_a_file_that_aborts_the_decoder_fails_invalid_media_and_the_worker_keeps_serving() {
+    let mut service = Service::start(Store::Local).await;
+    service.spawn_worker(&[]);
+    let bad = service.submit("bad/huge_table.m4a", None).await;
+    let good = service.submit("formats/hello_44k.m4a", None).await;
+    let failed = service.wait_final(bad, Duration::from_secs(120)).await;
+    assert_eq!(failed.state, JobState::Failed);
+    let reason = failed.failure_reason.expect("a reason");
+    assert_eq!(reason.code, FailureCode::InvalidMedia, "{reason}");
+    assert!(reason.detail.contains("memory limit"), "{reason}");
+    assert_eq!(failed.attempts, 1, "a file that aborts the decoder is not retried");
+    assert_eq!(service.wait_final(good, Duration::from_secs(120)).await.state, JobState::Done);
+    assert!(service.workers[0].child.try_wait().unwrap().is_none(), "the worker is still running");
+    service.stop().await;
+}
+
 /// Stranded job: the ticket of a queued job is lost in Redis after the API recorded the
 /// push (a flushed Redis, or the last second of writes lost in a restart). The reconciler
 /// pushes any job no worker claimed within MINUTES_STRANDED_SECS, so it still ends done;

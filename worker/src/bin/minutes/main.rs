@@ -57,6 +57,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A re-execution of this binary as the decoder process: nothing else runs in it.
+    if let Some(code) = minutes_worker::decoder_process::serve_child_if_asked() {
+        return code;
+    }
     minutes_worker::panic_guard::install_quiet_hook();
     minutes_shared::tls::use_ring();
     let cli = Cli::parse();

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 use minutes_shared::subtitles::TranscriptFormat;
-use minutes_worker::audio;
 use minutes_worker::mail::{MailSettings, Outbox};
 use minutes_worker::stages::notify::{failure_email, minutes_email, FailureNotice, NotifyOptions};
 use minutes_worker::stages::render::{render_pdf, Paper, RenderOptions};
@@ -219,7 +218,10 @@ fn process_one(args: &Args, tools: &Tools, file: &Path, bar: &Progress) -> anyho
 
     let started = Instant::now();
     bar.stage(&format!("{stem}: decode"));
-    let audio = audio::load(file, args.recognition.decode_options(), &mut |f| bar.set(f))
+    let audio = args
+        .recognition
+        .decoder()?
+        .load(file, &mut |f| bar.set(f), &|| false)
         .with_context(|| name.clone())?;
     timed("decode", started);
 

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use minutes_shared::subtitles::TranscriptFormat;
-use minutes_worker::audio;
 
 use crate::progress::{write_atomically, Progress};
 use minutes_worker::settings::RecognitionArgs;
@@ -50,7 +49,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let run_started = Instant::now();
     bar.stage("decoding");
-    let audio = audio::load(file, args.recognition.decode_options(), &mut |f| bar.set(f))
+    let audio = args
+        .recognition
+        .decoder()?
+        .load(file, &mut |f| bar.set(f), &|| false)
         .with_context(|| name.clone())?;
     let decode_seconds = run_started.elapsed().as_secs_f64();
 

@@ -8,9 +8,9 @@
 //! Bad input never escapes as a panic: every call into symphonia runs under
 //! [`crate::panic_guard::catch`], decoding stops after a budget of consecutive corrupt
 //! packets, and the decoded length is checked against the maximum duration as it grows.
-//! What this module cannot contain is a decoder that loops forever or aborts on a huge
-//! allocation: today both run on the worker's blocking thread and take the worker with
-//! them (a supervised decoder process is the reliability issue's first item).
+//! What this module cannot contain (a decoder that loops forever, or aborts on a huge
+//! allocation) is contained one level up: the pipeline runs it in a child process with
+//! memory and CPU limits and a watchdog ([`crate::decoder_process`]).
 
 mod opus;
 
@@ -134,7 +134,7 @@ fn format_duration(duration: &Duration) -> String {
 }
 
 /// What the decoder found out about the audio track before decoding it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceInfo {
     /// Short name of the codec, e.g. `"aac"` or `"opus"`.
     pub codec: String,
@@ -184,7 +184,9 @@ impl AudioDecoder {
     /// Opens the file at `path`, using its extension as a hint for the container.
     pub fn open(path: &Path, options: DecodeOptions) -> Result<Self, DecodeError> {
         let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
+        // Only a regular file's length is known up front; a pipe is read until it ends.
+        let metadata = file.metadata()?;
+        if metadata.is_file() && metadata.len() == 0 {
             return Err(DecodeError::Empty);
         }
         let mut hint = Hint::new();
@@ -207,7 +209,7 @@ impl AudioDecoder {
                 SymphoniaError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     DecodeError::NotMedia
                 }
-                SymphoniaError::IoError(e) => DecodeError::Io(e),
+                SymphoniaError::IoError(e) => io_failure(e),
                 _ => DecodeError::NotMedia,
             })?;
         let format = probed.format;
@@ -330,7 +332,7 @@ impl AudioDecoder {
                     return Ok(false);
                 }
                 Err(SymphoniaError::ResetRequired) => return Ok(false),
-                Err(SymphoniaError::IoError(e)) => return Err(DecodeError::Io(e)),
+                Err(SymphoniaError::IoError(e)) => return Err(io_failure(e)),
                 Err(error) => {
                     self.note_error(&error.to_string())?;
                     continue;
@@ -488,6 +490,18 @@ fn codec_name(codec: CodecType) -> String {
                 }
             },
         )
+}
+
+/// An I/O error met while demuxing. A seek or read that the file's own numbers made
+/// impossible (an offset past any end: `InvalidInput`, `InvalidData`) is the file's fault;
+/// anything else is reading the local copy failing, worth trying again.
+fn io_failure(error: std::io::Error) -> DecodeError {
+    match error.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+            DecodeError::Corrupt(format!("it points outside itself ({error})"))
+        }
+        _ => DecodeError::Io(error),
+    }
 }
 
 /// Decodes a whole file into mono samples at its own rate. Meant for short clips and

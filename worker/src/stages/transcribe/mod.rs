@@ -17,6 +17,7 @@
 mod decoding;
 mod encoder;
 pub mod energy;
+pub mod engine;
 mod fallback;
 mod features;
 mod followup;
@@ -79,7 +80,8 @@ pub struct ModelOptions {
     pub threads: usize,
     /// Batches decoded side by side, each by its own replica with `threads / lanes`
     /// threads. Beam search over a few windows does not keep several threads busy, so on a
-    /// small machine two single-threaded lanes beat one lane with two threads.
+    /// small machine two single-threaded lanes beat one lane with two threads (except where
+    /// CTranslate2 uses Intel MKL: see [`engine`]).
     pub lanes: usize,
 }
 
@@ -211,7 +213,14 @@ impl WhisperModel {
             return Err(TranscribeError::invalid_model(dir, "model.bin is missing".into()));
         }
         let vocabulary = Vocabulary::load(dir)?;
-        let lanes = options.lanes.clamp(1, options.threads.max(1));
+        let mut lanes = options.lanes.clamp(1, options.threads.max(1));
+        if lanes > engine::max_lanes() {
+            tracing::warn!(
+                asked = lanes,
+                "CTranslate2 uses Intel MKL here, which crashes with several replicas: one lane"
+            );
+            lanes = engine::max_lanes();
+        }
         let config = Config {
             device: Device::CPU,
             compute_type: match options.precision {
