@@ -13,7 +13,8 @@
 //! each request, in its span and response), [`sniff`] and [`filename`] (what uploads are checked and cleaned with), and
 //! [`web`] (the pages people use: upload, job, recent jobs), [`auth`] (users, sign-in,
 //! sessions, API tokens, the owner scope of every job query), [`signing`] (expiring
-//! download links) and [`limits`] (per-user upload rate and storage quota).
+//! download links), [`limits`] (per-user upload rate and storage quota) and [`recipients`]
+//! (who minutes may be mailed to).
 
 pub mod auth;
 pub mod downloads;
@@ -25,6 +26,7 @@ pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod openapi;
+pub mod recipients;
 pub mod request_id;
 pub mod settings;
 pub mod signing;

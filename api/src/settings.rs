@@ -59,6 +59,10 @@ pub struct AccessSettings {
     /// Bytes of recordings one user may keep stored (0: no limit; 20 GiB by default).
     #[arg(long, env = "MINUTES_USER_QUOTA_BYTES", default_value_t = 20 * 1024 * 1024 * 1024)]
     pub user_quota_bytes: u64,
+    /// Who minutes may be mailed to besides the uploader: addresses and domains,
+    /// comma-separated (empty: only the uploader's own address).
+    #[arg(long, env = "MINUTES_MAIL_ALLOWED_RECIPIENTS", default_value = "")]
+    pub mail_allowed_recipients: crate::recipients::AllowedRecipients,
 }
 
 impl AccessSettings {

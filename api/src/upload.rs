@@ -162,6 +162,21 @@ pub(crate) async fn accept(
     let Some(file) = stored else {
         return Err(ApiError::bad_request("the form has no `file` field"));
     };
+    if let Some(recipient) = &options.email {
+        if !state.settings.access.mail_allowed_recipients.permits(&principal.user.email, recipient)
+        {
+            discard(state, id).await;
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "recipient_not_allowed",
+                format!(
+                    "email: minutes can be sent to your own address ({}) or to addresses \
+                     this service's operator allows, not to {recipient}",
+                    principal.user.email
+                ),
+            ));
+        }
+    }
     let new = NewJob {
         id,
         source_key: upload_key(id),

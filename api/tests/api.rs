@@ -287,7 +287,9 @@ fn read(path: &Path) -> Vec<u8> {
 
 #[tokio::test]
 async fn an_upload_is_stored_queued_and_shown() {
-    let app = TestApp::spawn().await;
+    let app =
+        TestApp::spawn_with(|s| s.access.mail_allowed_recipients = "example.com".parse().unwrap())
+            .await;
     let bytes = read(&fixture("formats/hello_s16_16k.wav"));
     let response = app
         .upload(
@@ -1178,6 +1180,31 @@ async fn over_the_storage_quota_an_upload_is_413_with_nothing_written() {
     let id = page["jobs"][0]["id"].as_str().unwrap().to_string();
     app.http.delete(app.url(&format!("/api/v1/jobs/{id}"))).send().await.unwrap();
     assert_eq!(app.upload("4.wav", wav, &[]).await.status(), StatusCode::ACCEPTED);
+    app.finish().await;
+}
+
+/// Recipients: minutes went to any address the uploader typed, from the operator's sender.
+/// Only the uploader's own address unless MINUTES_MAIL_ALLOWED_RECIPIENTS allows more.
+#[tokio::test]
+async fn recipients_limited_to_the_uploaders_own_address_unless_the_operator_allows_more() {
+    let wav = read(&fixture("formats/hello_u8_8k.wav"));
+    let app = TestApp::spawn().await;
+    let files = app.stored_files();
+    let refused = app.upload("a.wav", wav.clone(), &[("email", "anyone@elsewhere.example")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "recipient_not_allowed", "{body}");
+    assert_eq!(app.stored_files(), files, "nothing kept");
+    let own = app.upload("b.wav", wav.clone(), &[("email", "ANN@example.com")]).await;
+    assert_eq!(own.status(), StatusCode::ACCEPTED);
+    app.finish().await;
+
+    let app = TestApp::spawn_with(|s| {
+        s.access.mail_allowed_recipients = "@elsewhere.example".parse().unwrap()
+    })
+    .await;
+    let allowed = app.upload("c.wav", wav, &[("email", "anyone@elsewhere.example")]).await;
+    assert_eq!(allowed.status(), StatusCode::ACCEPTED);
     app.finish().await;
 }
 

@@ -138,6 +138,8 @@ impl Service {
             access: AccessSettings {
                 uploads_per_minute: 0,
                 user_quota_bytes: 0,
+                // The tests mail fresh addresses at example.test (see `mail::recipient`).
+                mail_allowed_recipients: "example.test".parse().unwrap(),
                 ..AccessSettings::from_environment().unwrap()
             },
         })
