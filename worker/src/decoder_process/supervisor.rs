@@ -58,9 +58,22 @@ pub struct DecoderLimits {
     pub watchdog: Duration,
 }
 
+impl DecoderLimits {
+    /// Default memory beyond the program's own, in MiB.
+    pub const MEMORY_MIB: u64 = 2048;
+    /// Default CPU seconds per file.
+    pub const CPU_SECS: u64 = 900;
+    /// Default seconds without a frame before the decoder is killed.
+    pub const WATCHDOG_SECS: u64 = 60;
+}
+
 impl Default for DecoderLimits {
     fn default() -> Self {
-        Self { memory_mib: 2048, cpu: Duration::from_secs(900), watchdog: Duration::from_secs(60) }
+        Self {
+            memory_mib: Self::MEMORY_MIB,
+            cpu: Duration::from_secs(Self::CPU_SECS),
+            watchdog: Duration::from_secs(Self::WATCHDOG_SECS),
+        }
     }
 }
 

@@ -117,13 +117,13 @@ pub struct RecognitionArgs {
     #[arg(long, env = "MINUTES_MAX_DURATION_MINUTES", default_value_t = 360)]
     pub max_duration_minutes: u64,
     /// Memory the decoder process may map beyond the program's own, in MiB.
-    #[arg(long, env = "MINUTES_DECODE_MEMORY_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..))]
+    #[arg(long, env = "MINUTES_DECODE_MEMORY_MB", default_value_t = DecoderLimits::MEMORY_MIB, value_parser = clap::value_parser!(u64).range(64..))]
     pub decode_memory_mb: u64,
     /// CPU seconds the decoder process may use on one file.
-    #[arg(long, env = "MINUTES_DECODE_CPU_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "MINUTES_DECODE_CPU_SECS", default_value_t = DecoderLimits::CPU_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub decode_cpu_secs: u64,
     /// Seconds without progress after which the decoder process is taken to hang and killed.
-    #[arg(long, env = "MINUTES_DECODE_WATCHDOG_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "MINUTES_DECODE_WATCHDOG_SECS", default_value_t = DecoderLimits::WATCHDOG_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub decode_watchdog_secs: u64,
 }
 
