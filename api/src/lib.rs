@@ -21,6 +21,7 @@ pub mod downloads;
 pub mod error;
 pub mod events;
 pub mod filename;
+pub mod form;
 pub mod headers;
 pub mod health;
 pub mod jobs;

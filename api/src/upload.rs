@@ -4,7 +4,8 @@
 //! The file streams into the object store as a multipart upload (memory stays at a few
 //! parts whatever its size); its first bytes must be a supported container (415
 //! otherwise), its size must stay under the maximum (413, the partial upload aborted).
-//! Before any byte is stored a `pending_uploads` row is written; it is removed in the same
+//! Before any byte is read the owner's upload rate and storage quota are taken together with
+//! a `pending_uploads` row (see `limits`); the row is removed in the same
 //! transaction that creates the job, so an API that dies mid-upload leaves a row the
 //! reconciler cleans up, never a stored file without a job. The queue push comes after the
 //! commit; when it is lost the reconciler pushes the job within seconds. An
@@ -25,8 +26,9 @@ use uuid::Uuid;
 use crate::auth::{csrf_refused, ApiUser, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::filename;
+use crate::form::{BoundedMultipart, FormLimitExceeded};
 use crate::jobs::JobView;
-use crate::limits::{check_upload_rate, over_quota, remaining_quota};
+use crate::limits::{over_quota, reserve};
 use crate::sniff::{sniff, MediaType, SNIFF_LEN, SUPPORTED};
 use crate::AppState;
 
@@ -81,7 +83,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiUser(principal): ApiUser,
     headers: HeaderMap,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    BoundedMultipart(multipart): BoundedMultipart,
 ) -> Response {
     // The extractor checked a session's X-CSRF-Token already.
     match accept(&state, &principal, false, &headers, multipart).await {
@@ -123,8 +125,6 @@ pub(crate) async fn accept(
             return Ok((JobView::of(state, principal, &job), true));
         }
     }
-    check_upload_rate(state, owner).await?;
-    let remaining = remaining_quota(state, owner).await?;
     let max = state.settings.max_upload_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -133,39 +133,41 @@ pub(crate) async fn accept(
     if declared.is_some_and(|length| length > max.saturating_add(FORM_OVERHEAD)) {
         return Err(too_large(max));
     }
-    if let (Some(length), Some(remaining)) = (declared, remaining) {
-        if length > remaining.saturating_add(FORM_OVERHEAD) {
-            return Err(over_quota(state, remaining));
-        }
-    }
-    let limit = match remaining {
-        Some(remaining) if remaining < max => Limit::Quota(remaining),
+    let id = Uuid::new_v4();
+    // The rate and the quota are taken here, with the pending row, in one step.
+    let quota_left = reserve(state, id, owner, declared, FORM_OVERHEAD).await?;
+    let limit = match quota_left {
+        Some(left) if left < max => Limit::Quota(left),
         _ => Limit::MaxSize(max),
     };
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(format!("expected a multipart/form-data body: {}", e.body_text()))
-    })?;
-
-    let id = Uuid::new_v4();
+    let mut multipart = match multipart {
+        Ok(multipart) => multipart,
+        Err(e) => {
+            discard(state, id, false).await;
+            return Err(ApiError::bad_request(format!(
+                "expected a multipart/form-data body: {}",
+                e.body_text()
+            )));
+        }
+    };
     let mut stored: Option<Stored> = None;
     let upload = UploadContext { state, principal, id, limit, csrf_pending };
     let result = read_form(&upload, &mut multipart, &mut stored).await;
     let options = match result {
         Ok(options) => options,
         Err(error) => {
-            if stored.is_some() {
-                discard(state, id).await;
-            }
+            discard(state, id, stored.is_some()).await;
             return Err(error);
         }
     };
     let Some(file) = stored else {
+        discard(state, id, false).await;
         return Err(ApiError::bad_request("the form has no `file` field"));
     };
     if let Some(recipient) = &options.email {
         if !state.settings.access.mail_allowed_recipients.permits(&principal.user.email, recipient)
         {
-            discard(state, id).await;
+            discard(state, id, true).await;
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "recipient_not_allowed",
@@ -195,13 +197,13 @@ pub(crate) async fn accept(
     let (job, created) = match state.repo.create(&new).await {
         Ok(created) => created,
         Err(error) => {
-            discard(state, id).await;
+            discard(state, id, true).await;
             return Err(error.into());
         }
     };
     if !created {
         // Another request with the same key won the race: keep its job, drop our copy.
-        discard(state, id).await;
+        discard(state, id, true).await;
         return Ok((JobView::of(state, principal, &job), true));
     }
     state.enqueue(id).await?;
@@ -210,13 +212,19 @@ pub(crate) async fn accept(
     Ok((JobView::of(state, principal, &job), false))
 }
 
-/// Removes what an upload stored and its pending row.
-async fn discard(state: &AppState, id: Uuid) {
-    if let Err(error) = state.storage.delete_prefix(&job_prefix(id)).await {
-        tracing::warn!(upload = %id, %error, "cannot delete the partial upload yet");
-        return;
+/// Removes what an upload stored (when `stored` says bytes may be in the store) and its
+/// pending row, which gives back its share of the rate and the quota. When the store
+/// cannot delete yet, the row stays for the reconciler's sweep of stale uploads.
+async fn discard(state: &AppState, id: Uuid, stored: bool) {
+    if stored {
+        if let Err(error) = state.storage.delete_prefix(&job_prefix(id)).await {
+            tracing::warn!(upload = %id, %error, "cannot delete the partial upload yet");
+            return;
+        }
     }
-    let _ = state.repo.upload_abandoned(id).await;
+    if let Err(error) = state.repo.upload_abandoned(id).await {
+        tracing::warn!(upload = %id, %error, "cannot forget the abandoned upload yet");
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -275,6 +283,9 @@ fn too_large(max: u64) -> ApiError {
 }
 
 fn form_error(error: MultipartError) -> ApiError {
+    if let Some(limit) = FormLimitExceeded::behind(&error) {
+        return ApiError::new(StatusCode::BAD_REQUEST, "form_limit_exceeded", limit.to_string());
+    }
     ApiError::bad_request(format!("the upload was cut off or malformed: {}", error.body_text()))
 }
 
@@ -339,7 +350,7 @@ async fn store_file(
     mut field: Field<'_>,
     stored: &mut Option<Stored>,
 ) -> Result<(), ApiError> {
-    let UploadContext { state, id, limit, principal, .. } = *upload_context;
+    let UploadContext { state, id, limit, .. } = *upload_context;
     let filename = filename::sanitize(field.file_name().unwrap_or(""));
     // The first bytes decide whether anything is stored at all.
     let mut head = Vec::with_capacity(SNIFF_LEN);
@@ -364,7 +375,6 @@ async fn store_file(
             format!("{filename:?} is not a supported recording ({SUPPORTED})"),
         )
     })?;
-    state.repo.upload_started(id, Some(principal.user.id)).await?;
     *stored = Some(Stored { filename, media, size: 0 });
     let mut upload = state.storage.start_upload(&upload_key(id)).await?;
     match stream_rest(state, &mut upload, &mut field, pending, limit).await {

@@ -13,7 +13,7 @@
 
 pub mod html;
 
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use crate::form::BoundedMultipart;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -129,7 +129,7 @@ pub async fn upload_form(
     State(state): State<AppState>,
     PageUser(viewer): PageUser,
     headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    BoundedMultipart(multipart): BoundedMultipart,
 ) -> Response {
     // A form post: the form's csrf field must precede the file.
     match crate::upload::accept(&state, &viewer, viewer.needs_csrf(), &headers, multipart).await {

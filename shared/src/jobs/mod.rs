@@ -8,8 +8,8 @@
 //! and `NOTIFY` the `job_events` channel with the job id, which feeds the API's event streams.
 //! Queries are checked against the schema at compile time (offline data in `shared/.sqlx`).
 //!
-//! The repository's methods are grouped by who calls them: `uploads` (the API taking a
-//! recording), `reads` (pages, listings, metrics), `requests` (reprocess, cancel, retry,
+//! The repository's methods are grouped by who calls them: `allowance` and `uploads` (the
+//! API taking a recording), `reads` (pages, listings, metrics), `requests` (reprocess, cancel, retry,
 //! delete), `scheduling` (the reconciler and a worker's claim), `lease` (a worker's
 //! writes under its lease) and `email` (send intents).
 
@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::failure::FailureReason;
 use crate::options::JobOptions;
 
+mod allowance;
 mod email;
 mod lease;
 mod reads;
@@ -33,6 +34,7 @@ mod requests;
 mod scheduling;
 mod uploads;
 
+pub use allowance::{Reservation, UploadAllowance};
 pub use email::{EmailIntent, EmailKind};
 pub use lease::Lease;
 pub use reads::{JobEvent, JobFilter};

@@ -1,6 +1,6 @@
-//! Uploads becoming jobs: the pending row written before any byte is stored, the per-user
-//! counts the upload rate and storage quota read, and the job row that replaces the
-//! pending one in one transaction.
+//! Uploads becoming jobs: the job row that replaces the pending one (written by
+//! `allowance` before any byte is stored) in one transaction, and the pending rows an API
+//! that died mid-upload left behind.
 
 use std::time::Duration;
 
@@ -83,54 +83,6 @@ impl JobRepo {
         };
         let job = self.get(id).await?.ok_or(RepoError::Database(sqlx::Error::RowNotFound))?;
         Ok((job, inserted.is_some()))
-    }
-
-    /// Notes that `owner`'s upload for job `id` is being streamed (before its row exists).
-    pub async fn upload_started(&self, id: Uuid, owner: Option<Uuid>) -> Result<(), RepoError> {
-        sqlx::query!(
-            "INSERT INTO pending_uploads (job_id, owner_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            id,
-            owner
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Uploads `owner` made (jobs) or is making (pending) within `window`, and the seconds
-    /// until the oldest of them leaves it.
-    pub async fn uploads_within(
-        &self,
-        owner: Uuid,
-        window: Duration,
-    ) -> Result<(i64, f64), RepoError> {
-        let row = sqlx::query!(
-            r#"SELECT count(*) AS "count!",
-                      coalesce(extract(epoch FROM (min(at) + make_interval(secs => $2) - now())),
-                               0)::float8 AS "wait!"
-               FROM (SELECT created_at AS at FROM jobs
-                     WHERE owner_id = $1 AND created_at > now() - make_interval(secs => $2)
-                     UNION ALL
-                     SELECT started_at FROM pending_uploads p
-                     WHERE owner_id = $1 AND started_at > now() - make_interval(secs => $2)
-                       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.job_id)) recent"#,
-            owner,
-            seconds(window)
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.count, row.wait))
-    }
-
-    /// Bytes of uploads `owner`'s jobs keep in the store (what the storage quota counts).
-    pub async fn stored_bytes(&self, owner: Uuid) -> Result<i64, RepoError> {
-        Ok(sqlx::query_scalar!(
-            r#"SELECT coalesce(sum(size_bytes), 0)::bigint AS "bytes!" FROM jobs
-               WHERE owner_id = $1"#,
-            owner
-        )
-        .fetch_one(&self.pool)
-        .await?)
     }
 
     /// Forgets a pending upload whose objects were removed (a rejected or failed upload).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use minutes_shared::accounts::{hash_password, AccountError, Role, UserRepo};
 use minutes_shared::credentials::CredentialRepo;
-use minutes_shared::jobs::{Claim, Scope};
+use minutes_shared::jobs::{Claim, Reservation, Scope, UploadAllowance};
 use minutes_shared::throttle::{account_key, LoginThrottle};
 use uuid::Uuid;
 
@@ -116,10 +116,39 @@ async fn an_owner_at_the_running_limit_waits_and_others_go_ahead() {
     let filter = minutes_shared::jobs::JobFilter::default();
     assert_eq!(db.repo.list(Scope::Owner(ann.id), &filter, 10, None).await.expect("list").len(), 2);
     assert_eq!(db.repo.list(Scope::All, &filter, 10, None).await.expect("list").len(), 3);
-    assert_eq!(db.repo.stored_bytes(ann.id).await.expect("bytes"), 2 * 1234);
-    let (count, wait) =
-        db.repo.uploads_within(ann.id, Duration::from_secs(60)).await.expect("rate");
-    assert_eq!(count, 2);
-    assert!(wait > 50.0 && wait <= 60.0, "{wait}");
+    // Ann has two jobs of 1234 bytes this minute: a rate of two is used up, a third is not.
+    let allowance = |per_window, quota_bytes, declared_bytes| UploadAllowance {
+        per_window,
+        window: Duration::from_secs(60),
+        quota_bytes,
+        declared_bytes,
+        framing_bytes: 0,
+    };
+    let reserve = |per_window, quota, declared| {
+        let repo = db.repo.clone();
+        async move {
+            repo.reserve_upload(
+                Uuid::new_v4(),
+                Some(ann.id),
+                allowance(per_window, quota, declared),
+            )
+            .await
+            .expect("reserve")
+        }
+    };
+    match reserve(2, 0, None).await {
+        Reservation::RateLimited { retry_after } => {
+            assert!(retry_after > Duration::from_secs(50), "{retry_after:?}")
+        }
+        other => panic!("expected the rate to be used up, got {other:?}"),
+    }
+    // A quota of 3000 leaves 532 bytes: an upload declaring 600 is refused, one declaring
+    // none reserves all that is left, after which nothing is left for a third.
+    assert_eq!(reserve(0, 3000, Some(600)).await, Reservation::OverQuota { left_bytes: 532 });
+    assert_eq!(reserve(3, 3000, None).await, Reservation::Granted { quota_bytes: Some(532) });
+    assert_eq!(reserve(0, 3000, Some(1)).await, Reservation::OverQuota { left_bytes: 0 });
+    assert_eq!(reserve(4, 0, None).await, Reservation::Granted { quota_bytes: None });
+    // Uploads in progress count toward the rate: two jobs and two reservations make four.
+    assert!(matches!(reserve(4, 0, None).await, Reservation::RateLimited { .. }));
     db.drop_database().await;
 }

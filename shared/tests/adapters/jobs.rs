@@ -8,7 +8,7 @@ use minutes_shared::failure::{FailureCode, FailureReason};
 use minutes_shared::jobs::ReprocessRequest;
 use minutes_shared::jobs::{
     Claim, EmailKind, JobFilter, JobRepo, JobState, NewJob, PushPolicy, RepoError, Reprocess,
-    Scope, EVENTS_CHANNEL,
+    Scope, UploadAllowance, EVENTS_CHANNEL,
 };
 use minutes_shared::options::{JobOptions, SummarizerKind};
 use minutes_shared::stage::Stage;
@@ -306,9 +306,16 @@ async fn a_lapsed_lease_is_pushed_once_and_a_transient_error_backs_off_then_fail
 async fn an_upload_without_a_job_is_found_and_one_with_a_job_is_not() {
     let db = TestDb::new().await;
     let orphan = Uuid::new_v4();
-    db.repo.upload_started(orphan, None).await.expect("pending");
+    let unlimited = UploadAllowance {
+        per_window: 0,
+        window: Duration::from_secs(60),
+        quota_bytes: 0,
+        declared_bytes: None,
+        framing_bytes: 0,
+    };
+    db.repo.reserve_upload(orphan, None, unlimited).await.expect("pending");
     let job = new_job(Some("k"));
-    db.repo.upload_started(job.id, None).await.expect("pending");
+    db.repo.reserve_upload(job.id, None, unlimited).await.expect("pending");
     db.repo.create(&job).await.expect("create");
     assert_eq!(db.repo.stale_uploads(Duration::ZERO).await.expect("query"), [orphan]);
     assert!(db.repo.stale_uploads(Duration::from_secs(3600)).await.expect("query").is_empty());
