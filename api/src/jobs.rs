@@ -330,7 +330,7 @@ pub async fn reprocess(
         vocabulary: nonempty(body.vocabulary),
         notify: None,
     }
-    .check(&state.settings.service.models)?;
+    .check(&state.settings.service.models, &state.settings.service.summarizers)?;
     let language = nonempty(body.language).map(|l| check_language(&l)).transpose()?;
     let title = nonempty(body.title).map(|title| {
         let title: String =

@@ -341,7 +341,8 @@ async fn read_form(
     if csrf_pending {
         return Err(csrf_refused());
     }
-    options.job = options.job.check(&upload.state.settings.service.models)?;
+    let service = &upload.state.settings.service;
+    options.job = options.job.check(&service.models, &service.summarizers)?;
     Ok(options)
 }
 

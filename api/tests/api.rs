@@ -71,6 +71,7 @@ fn settings(db: &TestDatabase, store_dir: &Path, queue: &str) -> ApiSettings {
             s3_secret_access_key: None,
             public_url: None,
             models: "tiny.en,base".parse().unwrap(),
+            summarizers: "extractive,openai".parse().unwrap(),
         },
         listen: "127.0.0.1:0".parse().unwrap(),
         max_upload_bytes: 4 * 1024 * 1024 * 1024,

@@ -45,6 +45,50 @@ impl std::str::FromStr for SummarizerKind {
     }
 }
 
+/// The summarizers a job may choose (`MINUTES_SUMMARIZERS`: `extractive`, `openai`, or
+/// both, comma-separated; empty: none). A job that chooses none gets the workers' default,
+/// whatever this list says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummarizerList(Vec<SummarizerKind>);
+
+impl SummarizerList {
+    /// Whether a job may choose `kind`.
+    pub fn offers(&self, kind: SummarizerKind) -> bool {
+        self.0.contains(&kind)
+    }
+
+    /// The names, comma-separated (`none` when empty), for messages.
+    pub fn names(&self) -> String {
+        if self.0.is_empty() {
+            return "none".into();
+        }
+        self.0.iter().map(|kind| kind.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl Default for SummarizerList {
+    /// Only the offline summarizer: sending a meeting to a language model is the operator's
+    /// choice to offer.
+    fn default() -> Self {
+        SummarizerList(vec![SummarizerKind::Extractive])
+    }
+}
+
+impl std::str::FromStr for SummarizerList {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut kinds = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+            let kind = name.parse()?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        Ok(SummarizerList(kinds))
+    }
+}
+
 /// How one job is processed, beyond its title and language.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -73,6 +117,9 @@ pub enum OptionsError {
     /// Not a summarizer.
     #[error("summarizer {0:?}: expected extractive or openai")]
     Summarizer(String),
+    /// A summarizer this installation does not let jobs choose.
+    #[error("summarizer {0} is not offered here (offered: {1})")]
+    SummarizerNotOffered(&'static str, String),
     /// The vocabulary hint is too long or has control characters.
     #[error("vocabulary: {0}")]
     Vocabulary(String),
@@ -82,11 +129,21 @@ pub enum OptionsError {
 }
 
 impl JobOptions {
-    /// Checks the options against what this installation offers, and tidies the hint.
-    pub fn check(mut self, offered: &ModelList) -> Result<Self, OptionsError> {
+    /// Checks the options against the models and summarizers this installation offers, and
+    /// tidies the hint.
+    pub fn check(
+        mut self,
+        offered: &ModelList,
+        summarizers: &SummarizerList,
+    ) -> Result<Self, OptionsError> {
         if let Some(model) = &self.model {
             if offered.get(model).is_none() {
                 return Err(OptionsError::Model(model.chars().take(80).collect(), offered.names()));
+            }
+        }
+        if let Some(kind) = self.summarizer {
+            if !summarizers.offers(kind) {
+                return Err(OptionsError::SummarizerNotOffered(kind.as_str(), summarizers.names()));
             }
         }
         self.vocabulary = self.vocabulary.as_deref().map(check_vocabulary).transpose()?.flatten();
@@ -171,20 +228,41 @@ mod tests {
     fn models_must_be_offered_and_hints_are_tidied() {
         let offered: ModelList = "tiny.en,base".parse().expect("list");
         let with = |model: &str| JobOptions { model: Some(model.into()), ..JobOptions::default() };
-        assert!(with("base").check(&offered).is_ok());
+        let summarizers = SummarizerList::default();
+        assert!(with("base").check(&offered, &summarizers).is_ok());
         for bad in ["/etc", "small", "../models/base", "/m/../m"] {
-            assert!(matches!(with(bad).check(&offered), Err(OptionsError::Model(..))), "{bad}");
+            let checked = with(bad).check(&offered, &summarizers);
+            assert!(matches!(checked, Err(OptionsError::Model(..))), "{bad}");
         }
         let hinted = JobOptions {
             vocabulary: Some("  Kubernetes,\n Sarah  Chen ".into()),
             ..Default::default()
         };
         assert_eq!(
-            hinted.check(&offered).expect("ok").vocabulary.as_deref(),
+            hinted.check(&offered, &summarizers).expect("ok").vocabulary.as_deref(),
             Some("Kubernetes, Sarah Chen")
         );
         assert!(check_vocabulary(&"x".repeat(501)).is_err());
         assert!(check_vocabulary("a\u{0}b").is_err());
         assert_eq!(check_vocabulary("   ").expect("ok"), None);
+    }
+
+    /// The hole: a member could choose the LLM summarizer though the operator offered only
+    /// the offline one, sending the meeting to a language model the operator did not mean
+    /// jobs to use.
+    #[test]
+    fn a_summarizer_not_offered_is_refused() {
+        let models: ModelList = "tiny.en".parse().expect("list");
+        let openai = JobOptions { summarizer: Some(SummarizerKind::Openai), ..Default::default() };
+        let refused = openai.clone().check(&models, &SummarizerList::default());
+        assert_eq!(
+            refused.map_err(|e| e.to_string()),
+            Err("summarizer openai is not offered here (offered: extractive)".to_string())
+        );
+        let both: SummarizerList = "extractive, openai".parse().expect("list");
+        assert!(openai.clone().check(&models, &both).is_ok());
+        let none: SummarizerList = "".parse().expect("list");
+        assert_eq!(none.names(), "none");
+        assert!("extractive,gpt".parse::<SummarizerList>().is_err());
     }
 }

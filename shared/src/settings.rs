@@ -72,6 +72,10 @@ pub struct ServiceSettings {
     /// optionally with its folder: `tiny.en,base,large=/models/whisper-large-v3`.
     #[arg(long, env = "MINUTES_MODELS", default_value = "tiny.en")]
     pub models: crate::models::ModelList,
+    /// The summarizers a job may ask for (`extractive`, `openai`); a job that asks for none
+    /// gets the workers' `MINUTES_SUMMARIZER`.
+    #[arg(long, env = "MINUTES_SUMMARIZERS", default_value = "extractive")]
+    pub summarizers: crate::options::SummarizerList,
 }
 
 /// A setting that cannot be used.

@@ -40,6 +40,10 @@ mod mail;
 mod recognition;
 #[path = "pipeline/service.rs"]
 mod service;
+#[path = "pipeline/service_failures.rs"]
+mod service_failures;
+#[path = "pipeline/service_flows.rs"]
+mod service_flows;
 #[path = "pipeline/web.rs"]
 mod web;
 

@@ -76,3 +76,31 @@ async fn an_upload_carries_its_vocabulary_and_model_to_the_job() {
     assert!(page.contains(r#"name="vocabulary""#) && page.contains(r#"<option value="base">"#));
     app.finish().await;
 }
+
+/// The hole: a member could choose the LLM summarizer though the operator chose the offline
+/// one. Now a summarizer not in `MINUTES_SUMMARIZERS` is 400 at upload and at reprocess.
+#[tokio::test]
+async fn a_summarizer_the_operator_did_not_offer_is_refused_at_upload_and_reprocess() {
+    let app = TestApp::spawn_with(|s| s.service.summarizers = "extractive".parse().unwrap()).await;
+    let bytes = read(&fixture("formats/hello_s16_16k.wav"));
+    let response = app.upload("a.wav", bytes.clone(), &[("summarizer", "openai")]).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(
+        error["message"], "summarizer openai is not offered here (offered: extractive)",
+        "{error}"
+    );
+    assert!(app.stored_files().is_empty(), "nothing stored: {:?}", app.stored_files());
+    let response = app.upload("b.wav", bytes, &[("summarizer", "extractive")]).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+
+    let job = finished_job(&app, &app.http).await;
+    let id = job["id"].as_str().unwrap();
+    let url = app.url(&format!("/api/v1/jobs/{id}/reprocess"));
+    let body = serde_json::json!({"from": "summarize", "summarizer": "openai"});
+    let response = app.http.post(url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let stored = app.repo.get(id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.state.as_str(), "done", "the job is untouched");
+    app.finish().await;
+}

@@ -118,6 +118,7 @@ pub async fn serve(
         public_url: service.public_url.clone(),
         work_dir: settings.work_dir(),
         lease: service.lease(),
+        summarizers: service.summarizers.clone(),
     };
     let metrics = Arc::new(Metrics::default());
     let tools = Tools {

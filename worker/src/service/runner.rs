@@ -31,7 +31,7 @@ use crate::mail::{MailError, Outbox};
 use crate::stages::notify::{failure_email, minutes_email, FailureNotice, NotifyOptions};
 use crate::stages::render::{render_pdf, Paper, RenderOptions};
 use crate::stages::summarize::{
-    assemble, summarize_or_fall_back, Extractive, MeetingInfo, Summarizer,
+    assemble, summarize_or_fall_back, Extractive, MeetingInfo, Summarized, Summarizer,
 };
 use crate::stages::transcribe::speech::SpeechDetector;
 use crate::stages::transcribe::{TranscribeError, TranscribeOptions};
@@ -80,6 +80,8 @@ pub struct RunOptions {
     pub work_dir: PathBuf,
     /// How long a lease lasts without a heartbeat.
     pub lease: std::time::Duration,
+    /// The summarizers a job may choose (`MINUTES_SUMMARIZERS`).
+    pub summarizers: minutes_shared::options::SummarizerList,
 }
 
 /// How a job attempt ended, when it did not finish.
@@ -366,19 +368,39 @@ async fn summarize(
 ) -> Result<Minutes, JobError> {
     let started = Instant::now();
     reporter.report("summarize", 86.0, "writing the minutes");
-    let summary = match job.options.summarizer {
-        Some(SummarizerKind::Extractive) => summarize_or_fall_back(&Extractive, &transcript).await,
-        Some(SummarizerKind::Openai) => {
-            summarize_or_fall_back(tools.openai.as_ref(), &transcript).await
-        }
-        None => summarize_or_fall_back(tools.summarizer.as_ref(), &transcript).await,
+    let summarizer: &dyn Summarizer = match chosen_summarizer(tools, job) {
+        Some(SummarizerKind::Extractive) => &Extractive,
+        Some(SummarizerKind::Openai) => tools.openai.as_ref(),
+        None => tools.summarizer.as_ref(),
     };
+    let Summarized { summary, failure } = summarize_or_fall_back(summarizer, &transcript).await;
+    if let Some(error) = failure {
+        // The detail (endpoint, server text) goes to the job's events and the log; the
+        // minutes say only that the offline summarizer wrote them and why in general.
+        tracing::warn!(job_id = %job.id, stage = "summarize", %error,
+            "the summarizer failed; the offline one writes the minutes");
+        let message = format!("the summarizer failed ({error}); the offline one wrote the minutes");
+        tools.repo.progress(lease, "summarize", 88.0, &message).await.map_err(JobError::from)?;
+    }
     let minutes = assemble(&meeting_info(job), &transcript, summary.content, summary.info);
     let json = serde_json::to_vec_pretty(&minutes)
         .map_err(|e| permanent(FailureCode::InternalError, e.to_string()))?;
     store(tools, lease, MINUTES_JSON, json).await?;
     stage_finished(tools, "summarize", started);
     Ok(minutes)
+}
+
+/// The summarizer the job asked for, when this installation offers it (the API checks at
+/// upload; the worker checks again, as a job may predate a change of the settings). None:
+/// the workers' default.
+fn chosen_summarizer(tools: &Tools, job: &Job) -> Option<SummarizerKind> {
+    let asked = job.options.summarizer?;
+    if tools.options.summarizers.offers(asked) {
+        return Some(asked);
+    }
+    tracing::warn!(job_id = %job.id, stage = "summarize", summarizer = asked.as_str(),
+        "the job asks for a summarizer not offered here; the default writes the minutes");
+    None
 }
 
 async fn render(

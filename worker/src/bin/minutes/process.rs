@@ -248,10 +248,12 @@ fn process_one(args: &Args, tools: &Tools, file: &Path, bar: &Progress) -> anyho
         date: args.date.unwrap_or_else(|| chrono::Utc::now().date_naive()).to_string(),
         source_filename: file_name_of(file),
     };
-    let summary = tools.runtime.block_on(summarize_or_fall_back(&*tools.summarizer, &transcript));
-    if let Some(reason) = &summary.info.fallback_reason {
-        bar.println(&format!("{name}: summarized offline instead: {reason}"));
+    let summarized =
+        tools.runtime.block_on(summarize_or_fall_back(&*tools.summarizer, &transcript));
+    if let Some(error) = &summarized.failure {
+        bar.println(&format!("{name}: summarized offline instead: {error}"));
     }
+    let summary = summarized.summary;
     let minutes = assemble(&info, &transcript, summary.content, summary.info);
     timed("summarize", started);
 

@@ -4,8 +4,8 @@
 //! Providers implement [`Summarizer`] and are chosen by settings: [`Extractive`] is the
 //! offline default (deterministic, no network, no model); [`openai`] asks any
 //! OpenAI-compatible chat-completions endpoint. [`summarize_or_fall_back`] runs the
-//! configured provider and, when it fails for good, the extractive one, recording why in
-//! the minutes. Whatever the provider, [`assemble`] puts its output together with the
+//! configured provider and, when it fails for good, the extractive one, recording in the
+//! minutes that it did (in general words: the error itself goes to the job's events). Whatever the provider, [`assemble`] puts its output together with the
 //! meeting's facts into a [`Minutes`].
 
 pub mod extractive;
@@ -121,20 +121,48 @@ impl Summarizer for Extractive {
     }
 }
 
-/// Runs `summarizer`; when it fails, writes the extractive minutes instead and records the
-/// failed provider and its error as the fallback reason, so the minutes say what happened.
+/// What [`summarize_or_fall_back`] wrote, and the chosen provider's error when the
+/// extractive summarizer wrote the minutes instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summarized {
+    /// The minutes' content and how it was made.
+    pub summary: Summary,
+    /// Why the chosen provider did not write them (for the job's events and the log: it
+    /// names endpoints and quotes servers, which the minutes must not).
+    pub failure: Option<SummarizeError>,
+}
+
+impl SummarizeError {
+    /// What happened in words fit for the minutes: no endpoint, status or server text.
+    pub fn for_people(&self) -> &'static str {
+        match self {
+            SummarizeError::Settings(_) => "it is not set up correctly",
+            SummarizeError::Unreachable { .. } => "it could not be reached",
+            SummarizeError::Timeout { .. } => "it did not answer in time",
+            SummarizeError::Status { .. } => "it answered with an error",
+            SummarizeError::ContextExceeded(_) => "the meeting did not fit its context",
+            SummarizeError::BadAnswer(_) => "its answer could not be used",
+        }
+    }
+}
+
+/// Runs `summarizer`; when it fails, writes the extractive minutes instead. The minutes
+/// record the failed provider and what happened in general words
+/// ([`SummarizeError::for_people`]); the error itself is returned for the caller to log.
 pub async fn summarize_or_fall_back(
     summarizer: &dyn Summarizer,
     transcript: &Transcript,
-) -> Summary {
+) -> Summarized {
     match summarizer.summarize(transcript).await {
-        Ok(summary) => summary,
+        Ok(summary) => Summarized { summary, failure: None },
         Err(error) => {
             let wanted = summarizer.describe();
             let mut info = SummarizerInfo::extractive();
             let model = wanted.model.map(|m| format!(" ({m})")).unwrap_or_default();
-            info.fallback_reason = Some(format!("{}{model} failed: {error}", wanted.provider));
-            Summary { content: extractive::summarize(transcript), info }
+            info.fallback_reason =
+                Some(format!("{}{model}: {}", wanted.provider, error.for_people()));
+            let summary = Summary { content: extractive::summarize(transcript), info };
+            Summarized { summary, failure: Some(error) }
         }
     }
 }
