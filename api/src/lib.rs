@@ -35,7 +35,7 @@ pub mod sniff;
 pub mod upload;
 pub mod web;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -129,6 +129,8 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    hub: EventHub,
+    grace: Duration,
 }
 
 impl Application {
@@ -166,7 +168,9 @@ impl Application {
             counters: Arc::default(),
         };
         tokio::spawn(reconcile(state.clone()));
-        Ok(Application { listener, router: router(state) })
+        let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        let hub = state.hub.clone();
+        Ok(Application { listener, router: router(state), hub, grace })
     }
 
     /// Where it listens.
@@ -174,14 +178,36 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in progress.
+    /// Serves until `shutdown` resolves, then ends the event streams and finishes the
+    /// requests in progress, waiting at most the shutdown grace for them.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let Application { listener, router, hub, grace } = self;
         // The peer address feeds the sign-in throttle.
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: ending event streams, finishing requests");
+            hub.close_all();
+            let _ = signalled.send(());
+        };
+        let serving = axum::serve(listener, service).with_graceful_shutdown(shutdown);
+        tokio::select! {
+            served = serving.into_future() => served,
+            () = async {
+                if on_signal.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(),
+                    "requests still open after the shutdown grace; stopping anyway");
+                Ok(())
+            }
+        }
     }
 }
 

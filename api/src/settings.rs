@@ -22,6 +22,10 @@ pub struct ApiSettings {
     /// How often queued jobs missing from the queue are pushed again, in seconds.
     #[arg(long, env = "MINUTES_RECONCILE_SECS", default_value_t = 5)]
     pub reconcile_secs: u64,
+    /// After a shutdown signal, how long requests in progress (uploads) may take before the
+    /// process stops anyway, in seconds. Event streams end at once.
+    #[arg(long, env = "MINUTES_API_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
     #[command(flatten)]
     /// Accounts, sessions, links and limits.
     pub access: AccessSettings,
@@ -63,6 +67,10 @@ pub struct AccessSettings {
     /// comma-separated (empty: only the uploader's own address).
     #[arg(long, env = "MINUTES_MAIL_ALLOWED_RECIPIENTS", default_value = "")]
     pub mail_allowed_recipients: crate::recipients::AllowedRecipients,
+    /// Progress streams (`/api/v1/jobs/{id}/events`) one user may hold open at once in one
+    /// API process.
+    #[arg(long, env = "MINUTES_EVENT_STREAMS_PER_USER", default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub event_streams_per_user: usize,
 }
 
 impl AccessSettings {

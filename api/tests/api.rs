@@ -31,6 +31,8 @@ mod invariants;
 mod limits;
 #[path = "api/options.rs"]
 mod options;
+#[path = "api/streams.rs"]
+mod streams;
 #[path = "api/transcript.rs"]
 mod transcript;
 
@@ -47,6 +49,8 @@ struct TestApp {
     queue: String,
     db: TestDatabase,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The server task: it ends once the API has shut down.
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -76,6 +80,7 @@ fn settings(db: &TestDatabase, store_dir: &Path, queue: &str) -> ApiSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         max_upload_bytes: 4 * 1024 * 1024 * 1024,
         reconcile_secs: 5,
+        shutdown_grace_secs: 5,
         access: AccessSettings {
             // Tests upload many fixtures in a row; the limit tests set their own.
             uploads_per_minute: 0,
@@ -114,7 +119,7 @@ impl TestApp {
         let app = Application::build(settings).await.expect("the app starts");
         let base = format!("http://{}", app.address().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
+        let served = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
@@ -133,6 +138,7 @@ impl TestApp {
             queue,
             db,
             stop: Some(stop),
+            served: Some(served),
         }
     }
 
@@ -242,10 +248,20 @@ impl TestApp {
         files_under(&self.store_dir)
     }
 
-    async fn finish(mut self) {
+    /// Signals the API to shut down and waits until it has (within its grace of 5 s,
+    /// whatever is still open).
+    async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(served) = self.served.take() {
+            let ended = tokio::time::timeout(Duration::from_secs(60), served).await;
+            ended.expect("the API shuts down").unwrap().unwrap();
+        }
+    }
+
+    async fn finish(mut self) {
+        self.shut_down().await;
         self.repo.pool().close().await;
         let _ = std::fs::remove_dir_all(&self.store_dir);
         self.db.drop_database().await.expect("drop db");

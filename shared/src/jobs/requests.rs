@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{append_event, JobRepo, JobState, RepoError};
+use super::{append_event, notify, JobRepo, JobState, RepoError};
 use crate::options::JobOptions;
 use crate::stage::Stage;
 
@@ -139,8 +139,12 @@ impl JobRepo {
 
     /// Deletes the job and its history; returns whether it existed. The caller deletes its
     /// objects first, so a failure in between leaves a row to retry the delete with.
+    /// Listeners are notified, so a stream watching the job ends at once.
     pub async fn delete(&self, id: Uuid) -> Result<bool, RepoError> {
-        let done = sqlx::query!("DELETE FROM jobs WHERE id = $1", id).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query!("DELETE FROM jobs WHERE id = $1", id).execute(&mut *tx).await?;
+        notify(&mut *tx, id).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

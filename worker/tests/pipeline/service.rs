@@ -133,6 +133,7 @@ impl Service {
             listen: "127.0.0.1:0".parse().unwrap(),
             max_upload_bytes: 1 << 30,
             reconcile_secs: 1,
+            shutdown_grace_secs: 5,
             access: AccessSettings {
                 uploads_per_minute: 0,
                 user_quota_bytes: 0,
