@@ -77,6 +77,11 @@ impl EventHub {
         self.closing.send_replace(true);
     }
 
+    /// Resolves once [`Self::close_all`] was called.
+    pub async fn closed(&self) {
+        let _ = self.closing.subscribe().wait_for(|closing| *closing).await;
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Uuid> {
         self.sender.subscribe()
     }

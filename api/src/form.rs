@@ -181,20 +181,6 @@ impl Scanner {
         Ok(())
     }
 
-    /// Holds `data` in `held` and looks for `finder`'s needle there; returns how much of
-    /// `data` the needle's end consumed, if it was found.
-    fn hold_until(&mut self, data: &[u8], finder: &Finder<'static>) -> Option<usize> {
-        let needle = finder.needle().len();
-        let before = self.held.len();
-        let from = before.saturating_sub(needle - 1);
-        self.held.extend_from_slice(data);
-        let found = finder.find(&self.held[from..]).map(|at| from + at + needle - before);
-        if found.is_some() {
-            self.held.clear();
-        }
-        found
-    }
-
     fn preamble(&mut self, data: &[u8]) -> Result<usize, FormLimitExceeded> {
         // Hold at most what the bound allows, plus the boundary.
         let most = self.bounds.preamble + self.first.needle().len();
@@ -203,8 +189,7 @@ impl Scanner {
             return Err(FormLimitExceeded::Preamble(self.bounds.preamble));
         }
         let data = &data[..data.len().min(room)];
-        let first = self.first.clone();
-        match self.hold_until(data, &first) {
+        match hold_until(&mut self.held, data, &self.first) {
             Some(used) => {
                 self.start_part();
                 Ok(used)
@@ -225,14 +210,12 @@ impl Scanner {
     fn boundary_line(&mut self, data: &[u8]) -> Result<usize, FormLimitExceeded> {
         let data = self.within_header_bound(data)?;
         // `--` right after the boundary closes the form; the parser reads no further.
-        let mut start = self.held.clone();
-        start.extend_from_slice(&data[..data.len().min(2)]);
-        if start.starts_with(b"--") {
+        let start: Vec<u8> = self.held.iter().chain(data).take(2).copied().collect();
+        if start == b"--" {
             self.place = Place::End;
             return Ok(data.len());
         }
-        let line_end = self.line_end.clone();
-        match self.hold_until(data, &line_end) {
+        match hold_until(&mut self.held, data, &self.line_end) {
             Some(used) => {
                 self.parts += 1;
                 if self.parts > self.bounds.parts {
@@ -248,8 +231,7 @@ impl Scanner {
 
     fn headers(&mut self, data: &[u8]) -> Result<usize, FormLimitExceeded> {
         let data = self.within_header_bound(data)?;
-        let headers_end = self.headers_end.clone();
-        match self.hold_until(data, &headers_end) {
+        match hold_until(&mut self.held, data, &self.headers_end) {
             Some(used) => {
                 self.place = Place::Body;
                 self.tail.clear();
@@ -305,6 +287,20 @@ impl Scanner {
         }
         Ok(data.len())
     }
+}
+
+/// Holds `data` in `held` and looks for `finder`'s needle there; returns how much of `data`
+/// the needle's end consumed, if it was found (and then `held` is emptied).
+fn hold_until(held: &mut Vec<u8>, data: &[u8], finder: &Finder<'static>) -> Option<usize> {
+    let needle = finder.needle().len();
+    let before = held.len();
+    let from = before.saturating_sub(needle - 1);
+    held.extend_from_slice(data);
+    let found = finder.find(&held[from..]).map(|at| from + at + needle - before);
+    if found.is_some() {
+        held.clear();
+    }
+    found
 }
 
 #[cfg(test)]

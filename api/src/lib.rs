@@ -187,20 +187,17 @@ impl Application {
         let Application { listener, router, hub, grace } = self;
         // The peer address feeds the sign-in throttle.
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let closing = hub.clone();
         let shutdown = async move {
             shutdown.await;
             tracing::info!("shutting down: ending event streams, finishing requests");
-            hub.close_all();
-            let _ = signalled.send(());
+            closing.close_all();
         };
         let serving = axum::serve(listener, service).with_graceful_shutdown(shutdown);
         tokio::select! {
             served = serving.into_future() => served,
             () = async {
-                if on_signal.await.is_err() {
-                    std::future::pending::<()>().await;
-                }
+                hub.closed().await;
                 tokio::time::sleep(grace).await;
             } => {
                 tracing::warn!(grace_secs = grace.as_secs(),
