@@ -109,3 +109,56 @@ async fn the_api_shutdown_ends_event_streams_and_finishes_within_the_grace() {
     drop(stalled);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn progress_streams_as_server_sent_events_until_the_job_ends() {
+    let app = TestApp::spawn().await;
+    let response = app.upload("a.wav", read(&fixture("formats/hello_u8_8k.wav")), &[]).await;
+    let id: Uuid = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().parse().unwrap();
+    let events = app.http.get(app.url(&format!("/api/v1/jobs/{id}/events"))).send().await.unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(events.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let repo = app.repo.clone();
+    let worker = tokio::spawn(async move {
+        let Claim::Leased(lease, _) =
+            repo.claim(id, "w", Duration::from_secs(30), 3).await.unwrap()
+        else {
+            panic!("claimable")
+        };
+        for (stage, percent) in [("decode", 5.0), ("transcribe", 50.0), ("render", 95.0)] {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            repo.progress(lease, stage, percent, stage).await.unwrap();
+        }
+        repo.finish(lease, None).await.unwrap();
+    });
+    let body = tokio::time::timeout(Duration::from_secs(20), events.text())
+        .await
+        .expect("the stream closes when the job ends")
+        .unwrap();
+    worker.await.unwrap();
+    let stages: Vec<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v.get("stage").and_then(|s| s.as_str()).map(str::to_owned))
+        .collect();
+    for stage in ["decode", "transcribe", "render"] {
+        assert!(stages.iter().any(|s| s == stage), "{body}");
+    }
+    assert!(body.contains("event: end"), "{body}");
+    assert!(body.contains("\"state\":\"done\""), "{body}");
+
+    // A reconnect after the last event seen gets only what came later.
+    let replay = app
+        .http
+        .get(app.url(&format!("/api/v1/jobs/{id}/events")))
+        .header("Last-Event-ID", "999999")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!replay.contains("event: progress") && replay.contains("event: end"), "{replay}");
+    app.finish().await;
+}

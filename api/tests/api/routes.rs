@@ -1,0 +1,122 @@
+//! The other routes: cancel, retry and delete; JSON 404s and small bodies; health,
+//! readiness, metrics and the OpenAPI document.
+
+use super::*;
+
+#[tokio::test]
+async fn cancel_retry_and_delete_change_state_and_remove_files() {
+    let app = TestApp::spawn().await;
+    let response = app.upload("a.wav", read(&fixture("formats/hello_u8_8k.wav")), &[]).await;
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let post = |path: String| app.http.post(app.url(&path)).send();
+    let cancelled = post(format!("/api/v1/jobs/{id}/cancel")).await.unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    assert_eq!(cancelled.json::<Value>().await.unwrap()["state"], "cancelled");
+    let again = post(format!("/api/v1/jobs/{id}/cancel")).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let retried = post(format!("/api/v1/jobs/{id}/retry")).await.unwrap();
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
+    assert_eq!(retried.json::<Value>().await.unwrap()["state"], "queued");
+    let not_again = post(format!("/api/v1/jobs/{id}/retry")).await.unwrap();
+    assert_eq!(not_again.status(), StatusCode::CONFLICT);
+    let deleted = app.http.delete(app.url(&format!("/api/v1/jobs/{id}"))).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(app.stored_files().is_empty());
+    assert_eq!(app.get_json(&format!("/api/v1/jobs/{id}")).await.0, StatusCode::NOT_FOUND);
+    let state = app.repo.get(id.parse().unwrap()).await.unwrap();
+    assert!(state.is_none());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn unknown_ids_and_routes_are_json_404s_and_small_routes_refuse_big_bodies() {
+    let app = TestApp::spawn().await;
+    for path in [
+        format!("/api/v1/jobs/{}", Uuid::new_v4()),
+        "/api/v1/jobs/not-a-uuid".to_string(),
+        "/api/v1/jobs/%2e%2e".to_string(),
+        format!("/api/v1/jobs/{}/files/minutes.pdf", Uuid::new_v4()),
+        "/api/v1/nothing".to_string(),
+    ] {
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["error"], "not_found", "{path}");
+    }
+    // Outside the API a person gets a page, not JSON.
+    let page = app.http.get(app.url("/nothing/here")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = app.http.get(app.url(&format!("/jobs/{}", Uuid::new_v4()))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.text().await.unwrap().contains("no such job"));
+    let big = app
+        .http
+        .post(app.url(&format!("/api/v1/jobs/{}/retry", Uuid::new_v4())))
+        .body(vec![b'x'; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert!(big.status() == StatusCode::PAYLOAD_TOO_LARGE || big.status() == StatusCode::NOT_FOUND);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_the_openapi_document_match_the_routes() {
+    let app = TestApp::spawn().await;
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    // Security headers on pages, API answers and errors alike.
+    for path in ["/", "/jobs", "/api/v1/jobs", "/nothing/here", "/static/app.js"] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert!(headers.contains_key("referrer-policy"), "{path}");
+    }
+    let upload_page = app.http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        !upload_page.contains("<script>") && !upload_page.contains("style="),
+        "no inline script or style"
+    );
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["postgres"], "ok");
+    app.upload("a.wav", read(&fixture("formats/hello_u8_8k.wav")), &[]).await;
+    app.wait_depth(1).await;
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "minutes_jobs{state=\"queued\"} 1",
+        "minutes_queue_depth 1",
+        "minutes_uploads_total{outcome=\"accepted\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    assert!(metrics.contains("minutes_oldest_queued_seconds"), "{metrics}");
+
+    let (status, doc) = app.get_json("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 9, "{paths:?}");
+    let id = Uuid::new_v4().to_string();
+    for (path, operations) in paths {
+        let concrete = path.replace("{id}", &id).replace("{file}", "minutes.pdf");
+        for method in operations.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response =
+                app.http.request(method.clone(), app.url(&concrete)).send().await.unwrap();
+            assert_ne!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            let body = response.text().await.unwrap_or_default();
+            assert!(
+                !body.contains("no such route"),
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+    app.finish().await;
+}
