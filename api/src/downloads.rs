@@ -1,5 +1,6 @@
-//! Downloads of a job's artifacts, streamed from the object store with the right content
-//! type and a safe `Content-Disposition` made from the uploaded file's name.
+//! Downloads of a job's artifacts, of its current version or of any kept version, streamed
+//! from the object store with the right content type and a safe `Content-Disposition` made
+//! from the uploaded file's name.
 //!
 //! A download is allowed by a signed link (`?user=..&expires=..&sig=..`, see
 //! [`crate::signing`]: 403 when altered or expired) or by the caller's own credentials;
@@ -10,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
-use minutes_shared::storage::artifact_key;
+use minutes_shared::jobs::Job;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -55,7 +56,7 @@ pub const FILES: [File; 6] = [
     File { name: "transcript.json", suffix: ".transcript.json", content_type: "application/json" },
 ];
 
-/// Downloads one artifact of a job.
+/// Downloads one artifact of a job's current version.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/files/{file}",
     params(("id" = Uuid, Path, description = "job id"),
            ("file" = String, Path, description = "minutes.pdf, minutes.json, transcript.txt, transcript.srt, transcript.vtt or transcript.json"),
@@ -73,22 +74,72 @@ pub async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let viewer = match link.sig.as_deref() {
-        Some(sig) => signed_viewer(&state, &id, &file, &link, sig).await?,
+        Some(sig) => signed_viewer(&state, &id, None, &file, &link, sig).await?,
         None => api_principal(&state, &method, &headers).await?,
     };
     let job = find(&state, &viewer, &id).await?;
-    let file = FILES
-        .iter()
-        .find(|f| f.name == file)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such file"))?;
-    if job.artifacts.get(file.name).is_none() {
+    let file = known_file(&file)?;
+    let Some(key) = job.artifacts.get(file.name).and_then(|key| key.as_str()) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_ready",
             format!("{} is not made yet (the job is {} at {})", file.name, job.state, job.stage),
         ));
-    }
-    let (size, stream) = state.storage.get_stream(&artifact_key(job.id, file.name)).await?;
+    };
+    serve(&state, &job, file, key).await
+}
+
+/// Downloads one artifact of a version of a job's results.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/versions/{number}/files/{file}",
+    params(("id" = Uuid, Path, description = "job id"),
+           ("number" = i32, Path, description = "version number"),
+           ("file" = String, Path, description = "minutes.pdf, minutes.json, transcript.txt, transcript.srt, transcript.vtt or transcript.json"),
+           ("user" = Option<String>, Query, description = "signed link: the user it was made for"),
+           ("expires" = Option<i64>, Query, description = "signed link: its expiry (Unix time)"),
+           ("sig" = Option<String>, Query, description = "signed link: the signature")),
+    responses((status = 200, description = "the file"), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody, description = "a signed link that was altered or has expired"),
+              (status = 404, body = ErrorBody)))]
+pub async fn download_version(
+    State(state): State<AppState>,
+    Path((id, number, file)): Path<(String, String, String)>,
+    Query(link): Query<LinkQuery>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let number: i32 = number.parse().map_err(|_| no_such_version())?;
+    let viewer = match link.sig.as_deref() {
+        Some(sig) => signed_viewer(&state, &id, Some(number), &file, &link, sig).await?,
+        None => api_principal(&state, &method, &headers).await?,
+    };
+    let job = find(&state, &viewer, &id).await?;
+    let file = known_file(&file)?;
+    let version = state.repo.version(job.id, number).await?.ok_or_else(no_such_version)?;
+    let Some(key) = version.artifact(file.name) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_ready",
+            format!("version {number} has no {} (it is {})", file.name, version.outcome.as_str()),
+        ));
+    };
+    serve(&state, &job, file, key).await
+}
+
+/// 404 for a version that does not exist.
+pub fn no_such_version() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such version")
+}
+
+fn known_file(name: &str) -> Result<&'static File, ApiError> {
+    FILES
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such file"))
+}
+
+/// Streams the object at `key` as `file` of `job`.
+async fn serve(state: &AppState, job: &Job, file: &File, key: &str) -> Result<Response, ApiError> {
+    let (size, stream) = state.storage.get_stream(key).await?;
     let name = format!("{}{}", filename::stem(&job.original_filename), file.suffix);
     let disposition = HeaderValue::from_str(&filename::attachment(&name))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
@@ -101,6 +152,15 @@ pub async fn download(
     // Minutes are confidential: no shared cache keeps a copy.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(response)
+}
+
+/// What a signed link signs: the download route of `file` of job `id`, of `version` or of
+/// the current version.
+pub fn link_resource(id: Uuid, version: Option<i32>, file: &str) -> String {
+    match version {
+        Some(number) => format!("jobs/{id}/versions/{number}/files/{file}"),
+        None => format!("jobs/{id}/files/{file}"),
+    }
 }
 
 /// The query of a signed link.
@@ -119,6 +179,7 @@ pub struct LinkQuery {
 async fn signed_viewer(
     state: &AppState,
     id: &str,
+    version: Option<i32>,
     file: &str,
     link: &LinkQuery,
     sig: &str,
@@ -132,7 +193,7 @@ async fn signed_viewer(
     };
     state
         .signer
-        .verify(user, &artifact_key(job, file), expires, sig, Utc::now().timestamp())
+        .verify(user, &link_resource(job, version, file), expires, sig, Utc::now().timestamp())
         .map_err(refused)?;
     match state.users.get(user).await? {
         Some(user) if user.disabled_at.is_none() => Ok(Principal { user, via: Via::Token }),

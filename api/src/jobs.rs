@@ -8,12 +8,12 @@ use minutes_shared::failure::FailureReason;
 use minutes_shared::jobs::{Job, JobFilter, JobState, Reprocess, ReprocessRequest};
 use minutes_shared::options::{check_language, JobOptions, SummarizerKind};
 use minutes_shared::stage::Stage;
-use minutes_shared::storage::{artifact_key, job_prefix};
+use minutes_shared::storage::job_prefix;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{ApiUser, Principal};
-use crate::downloads::FILES;
+use crate::downloads::{link_resource, FILES};
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 
@@ -34,6 +34,11 @@ pub struct JobView {
     pub failure_reason: Option<String>,
     /// Why it failed, typed: the code to act on and the detail for people.
     pub failure: Option<FailureReason>,
+    /// The version of its results that downloads serve (none until a first run succeeds).
+    pub current_version: Option<i32>,
+    /// Why the last reprocess ended without a result; the job stays done on
+    /// `current_version`.
+    pub reprocess_failure: Option<FailureReason>,
     /// Times a worker took it.
     pub attempts: i32,
     /// The uploaded file's name.
@@ -70,6 +75,8 @@ pub struct Links {
     pub this: String,
     /// Its progress as Server-Sent Events.
     pub events: String,
+    /// The versions of its results.
+    pub versions: String,
     /// Downloads that exist now, by file name: signed links that work without
     /// credentials until they expire (15 minutes by default).
     pub files: std::collections::BTreeMap<String, String>,
@@ -92,6 +99,8 @@ impl JobView {
             message: job.message.clone(),
             failure_reason: job.failure_reason.as_ref().map(ToString::to_string),
             failure: job.failure_reason.clone(),
+            current_version: job.current_version,
+            reprocess_failure: job.reprocess_failure.clone(),
             attempts: job.attempts,
             filename: job.original_filename.clone(),
             content_type: job.content_type.clone(),
@@ -104,7 +113,12 @@ impl JobView {
             started_at: job.started_at,
             finished_at: job.finished_at,
             updated_at: job.updated_at,
-            links: Links { events: format!("{this}/events"), this, files },
+            links: Links {
+                events: format!("{this}/events"),
+                versions: format!("{this}/versions"),
+                this,
+                files,
+            },
         }
     }
 }
@@ -146,10 +160,11 @@ pub async fn find(state: &AppState, viewer: &Principal, raw: &str) -> Result<Job
     state.repo.get_in(viewer.scope(), parse_id(raw)?).await?.ok_or_else(ApiError::job_not_found)
 }
 
-/// A download link for `file` of job `id` signed for `viewer`, valid for the configured
-/// lifetime.
+/// A download link for `file` of the current version of job `id` signed for `viewer`,
+/// valid for the configured lifetime.
 pub fn signed_link(state: &AppState, viewer: &Principal, id: Uuid, file: &str) -> String {
-    let query = state.signer.sign(viewer.user.id, &artifact_key(id, file), Utc::now().timestamp());
+    let resource = link_resource(id, None, file);
+    let query = state.signer.sign(viewer.user.id, &resource, Utc::now().timestamp());
     format!("/api/v1/jobs/{id}/files/{file}?{query}")
 }
 
@@ -286,7 +301,7 @@ pub async fn delete(
 pub struct ReprocessBody {
     /// The first stage to run again: decode, transcribe, summarize, render or notify.
     pub from: String,
-    /// Send the minutes email again (default: no new email).
+    /// Email the new version's minutes (default: no new email).
     #[serde(default)]
     pub notify: bool,
     /// A Whisper model this installation offers (`MINUTES_MODELS`), by name, for this job
@@ -302,8 +317,10 @@ pub struct ReprocessBody {
     pub title: Option<String>,
 }
 
-/// Runs a finished job again from a stage: earlier artifacts are reused, that stage's and
-/// later ones replaced; the job's event log records it with the options used.
+/// Runs a finished job again from a stage, building a new version of its results: earlier
+/// artifacts are shared, that stage's and later ones made anew; the current version stays
+/// current (and downloadable) until the new one succeeds, and stays so if it fails
+/// (`reprocess_failure` says why). The job's event log records it with the options used.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/reprocess", params(("id" = Uuid, Path, description = "job id")),
     request_body = ReprocessBody,
     responses((status = 202, body = JobView), (status = 400, body = ErrorBody),
@@ -337,7 +354,14 @@ pub async fn reprocess(
             title.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
         title.trim().to_string()
     });
-    let request = ReprocessRequest { from, patch, title, language, notify: body.notify };
+    let request = ReprocessRequest {
+        from,
+        patch,
+        title,
+        language,
+        notify: body.notify,
+        requested_by: Some(viewer.user.id),
+    };
     match state.repo.reprocess(id, &request).await? {
         Reprocess::Queued => {}
         Reprocess::NotFound => return Err(ApiError::job_not_found()),

@@ -6,11 +6,13 @@
 //! stream relays.
 //!
 //! Code map: [`settings`] (flags and environment), [`upload`] (`POST /api/v1/jobs`),
-//! [`jobs`] (list, show, retry, cancel, delete), [`events`] (Server-Sent Events fed by
-//! Postgres `LISTEN`), [`downloads`] (artifacts), [`health`] (`/healthz`, `/readyz`,
-//! `/metrics`), [`openapi`] (the document generated from the handlers), [`error`] (JSON
-//! errors), [`headers`] (security headers on every response), [`request_id`] (the id of
-//! each request, in its span and response), [`sniff`] and [`filename`] (what uploads are checked and cleaned with), and
+//! [`jobs`] (list, show, retry, cancel, delete), [`versions`] (the versions of a job's
+//! results, restore), [`events`] (Server-Sent Events fed by Postgres `LISTEN`),
+//! [`downloads`] (artifacts), [`health`] (`/healthz`, `/readyz`, `/metrics`), [`openapi`]
+//! (the document generated from the handlers), [`error`] (JSON errors), [`headers`]
+//! (security headers on every response), [`request_id`] (the id of each request, in its
+//! span and response), [`sniff`] and [`filename`] (what uploads are checked and cleaned
+//! with), and
 //! [`web`] (the pages people use: upload, job, recent jobs), [`auth`] (users, sign-in,
 //! sessions, API tokens, the owner scope of every job query), [`signing`] (expiring
 //! download links), [`limits`] (per-user upload rate and storage quota) and [`recipients`]
@@ -33,6 +35,7 @@ pub mod settings;
 pub mod signing;
 pub mod sniff;
 pub mod upload;
+pub mod versions;
 pub mod web;
 
 use std::future::{Future, IntoFuture};
@@ -218,6 +221,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/reprocess", post(jobs::reprocess))
         .route("/api/v1/jobs/{id}/events", get(events::stream))
         .route("/api/v1/jobs/{id}/files/{file}", get(downloads::download))
+        .route("/api/v1/jobs/{id}/versions", get(versions::list))
+        .route("/api/v1/jobs/{id}/versions/{number}/restore", post(versions::restore))
+        .route("/api/v1/jobs/{id}/versions/{number}/files/{file}", get(downloads::download_version))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -234,6 +240,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs", get(web::jobs_page))
         .route("/jobs/{id}", get(web::job_page))
         .route("/jobs/{id}/retry", post(web::retry_form))
+        .route("/jobs/{id}/versions/{number}/restore", post(web::results::restore_form))
         .route("/static/app.css", get(web::stylesheet))
         .route("/static/app.js", get(web::script))
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));

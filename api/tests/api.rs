@@ -333,7 +333,7 @@ async fn finished_job(app: &TestApp, client: &reqwest::Client) -> Value {
         "transcript.vtt",
         "transcript.json",
     ] {
-        let key = artifact_key(id, name);
+        let key = artifact_key(id, lease.version, lease.attempt, name);
         app.storage.put(&key, bytes::Bytes::from(format!("{name} of {id}"))).await.unwrap();
         app.repo.store_artifact(lease, name, &key).await.unwrap();
     }

@@ -114,6 +114,40 @@ try {
   const text = execFileSync("pdftotext", [pdf, "-"]).toString();
   check(text.includes("Budget planning") && /budget/i.test(text) && text.includes("Action items"), "the downloaded PDF holds the minutes");
 
+  // Versions: reprocess the job with a new title (the API, with this session), see both
+  // versions listed on the page, then restore version 1.
+  const jobUrl = page.url();
+  const jobId = jobUrl.split("/").pop();
+  const csrf = await page.getAttribute('meta[name="csrf-token"]', "content");
+  const asked = await page.evaluate(async ([id, token]) => {
+    const response = await fetch("/api/v1/jobs/" + id + "/reprocess", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
+      body: JSON.stringify({ from: "summarize", title: "Budget planning (revised)" }),
+    });
+    return response.status;
+  }, [jobId, csrf]);
+  check(asked === 202, "a reprocess is accepted (" + asked + ")");
+  const outcomeOf2 = () => page.evaluate(() => (document.querySelector("#version-2 .outcome") || {}).textContent);
+  for (let i = 0; i < 240 && (await outcomeOf2()) !== "current"; i++) {
+    await page.waitForTimeout(500);
+    await page.goto(jobUrl);
+  }
+  check((await outcomeOf2()) === "current", "the reprocess made version 2 current");
+  check((await page.textContent("#version-1 .outcome")) === "ready", "the job page lists version 1 beside the new current version 2");
+  check((await page.textContent("#downloads-h")).includes("version 2"), "the downloads are version 2's");
+  check((await page.textContent("h1")).includes("revised"), "the page shows the new version's title");
+  await page.screenshot({ path: join(artifacts, "9-versions.png"), fullPage: true });
+  await Promise.all([page.waitForURL(jobUrl), page.click("#restore-1")]);
+  check((await page.textContent("#version-1 .outcome")) === "current", "Restore makes version 1 current again");
+  check((await page.textContent("#downloads-h")).includes("version 1"), "the downloads are version 1's again");
+  const [restored] = await Promise.all([page.waitForEvent("download"), page.click("text=Minutes (PDF)")]);
+  const restoredPdf = join(artifacts, "minutes-restored.pdf");
+  await restored.saveAs(restoredPdf);
+  const restoredText = execFileSync("pdftotext", [restoredPdf, "-"]).toString();
+  check(!restoredText.includes("revised") && restoredText.includes("Budget planning"), "the restored PDF is version 1's");
+  await page.screenshot({ path: join(artifacts, "10-restored.png"), fullPage: true });
+
   // Phone width: nothing wider than the screen.
   await page.setViewportSize({ width: 375, height: 800 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -166,7 +200,7 @@ try {
   await page.waitForURL(/\/login/);
   await page.goto(base + "/jobs");
   check(/\/login\?next=/.test(page.url()), "after signing out the pages ask for sign-in again");
-  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 0 signed in, 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs, 7 a failed job with its reason and Retry, 8 a token made on the settings page (0-sign-in-refused: a wrong password).\n");
+  writeFileSync(join(artifacts, "README.txt"), "Screenshots of the browser test: 0 signed in, 1 upload page, 2 a refused file, 3 minutes done, 4 the same on a phone, 5 a page reloaded mid-way, 6 recent jobs, 7 a failed job with its reason and Retry, 8 a token made on the settings page, 9 a job's versions after a reprocess, 10 version 1 restored (0-sign-in-refused: a wrong password).\n");
 } finally {
   await browser.close();
 }

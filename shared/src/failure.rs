@@ -46,6 +46,11 @@ pub enum FailureCode {
     RenderFailed,
     /// Errors around the job (storage, network) outlasted the retry budget.
     RetriesExhausted,
+    /// The summarizer the job chose failed and the operator turned the extractive
+    /// fallback off (`MINUTES_SUMMARY_FALLBACK=false`).
+    SummaryFailed,
+    /// A person stopped the run.
+    Cancelled,
     /// A bug: a stage crashed.
     InternalError,
     /// A code this version does not know (written by a newer one).
@@ -54,7 +59,7 @@ pub enum FailureCode {
 
 impl FailureCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::Empty,
         Self::NotMedia,
         Self::NoAudioTrack,
@@ -71,6 +76,8 @@ impl FailureCode {
         Self::UnsupportedLanguage,
         Self::RenderFailed,
         Self::RetriesExhausted,
+        Self::SummaryFailed,
+        Self::Cancelled,
         Self::InternalError,
         Self::Other,
     ];
@@ -94,6 +101,8 @@ impl FailureCode {
             Self::UnsupportedLanguage => "unsupported_language",
             Self::RenderFailed => "render_failed",
             Self::RetriesExhausted => "retries_exhausted",
+            Self::SummaryFailed => "summary_failed",
+            Self::Cancelled => "cancelled",
             Self::InternalError => "internal_error",
             Self::Other => "other",
         }
@@ -138,6 +147,8 @@ impl FailureCode {
             Self::UnsupportedLanguage => "The speech model does not know this language.",
             Self::ModelUnavailable => "The speech model asked for is not available.",
             Self::RetriesExhausted => "The server kept failing around this job; retry it later.",
+            Self::SummaryFailed => "The summarizer asked for failed, and falling back is off.",
+            Self::Cancelled => "Processing was stopped by a person.",
             Self::Io | Self::RenderFailed | Self::InternalError | Self::Other => {
                 "The minutes could not be made."
             }

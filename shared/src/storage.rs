@@ -68,9 +68,17 @@ pub fn upload_key(job: Uuid) -> String {
     format!("jobs/{job}/upload")
 }
 
-/// The key of a job's artifact (`transcript.json`, `minutes.pdf`, ...).
-pub fn artifact_key(job: Uuid, name: &str) -> String {
-    format!("jobs/{job}/{name}")
+/// The key of an artifact (`transcript.json`, `minutes.pdf`, ...) stored by attempt
+/// `attempt` while building version `version` of a job's results. Each attempt has keys of
+/// its own, so a worker that lost its lease can never overwrite what another stored; the
+/// job's rows say which key each version uses.
+pub fn artifact_key(job: Uuid, version: i32, attempt: i32, name: &str) -> String {
+    format!("jobs/{job}/v{version}/a{attempt}/{name}")
+}
+
+/// The prefix of everything stored while building version `version` of a job's results.
+pub fn version_prefix(job: Uuid, version: i32) -> String {
+    format!("jobs/{job}/v{version}/")
 }
 
 /// The prefix under which everything of a job is stored.
@@ -242,6 +250,27 @@ impl Storage {
         Ok(keys.len())
     }
 
+    /// The keys of every object under `prefix` (which must end in `/`).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let trimmed =
+            prefix.strip_suffix('/').ok_or_else(|| StorageError::InvalidKey(prefix.into()))?;
+        let base = path(trimmed)?;
+        Ok(self
+            .store
+            .list(Some(&base))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await?)
+    }
+
+    /// Deletes the object at `key`; one already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.store.delete(&path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Whether the store answers (for readiness checks).
     pub async fn check(&self) -> Result<(), StorageError> {
         self.store.list_with_delimiter(Some(&Path::from("jobs"))).await?;
@@ -315,7 +344,7 @@ mod tests {
         }
         let job = Uuid::nil();
         assert!(path(&upload_key(job)).is_ok());
-        assert!(path(&artifact_key(job, "transcript.json")).is_ok());
+        assert!(path(&artifact_key(job, 2, 7, "transcript.json")).is_ok());
     }
 
     #[test]

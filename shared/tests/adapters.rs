@@ -11,3 +11,5 @@ mod accounts;
 mod jobs;
 #[path = "adapters/storage.rs"]
 mod storage;
+#[path = "adapters/versions.rs"]
+mod versions;

@@ -4,14 +4,16 @@
 //!
 //! - `/`: upload a recording (drag and drop or picker), title, email, language.
 //! - `/jobs/{id}`: the stage timeline, percent, elapsed time and estimate, the failure
-//!   reason with a Retry button, or the downloads and the minutes' summary, decisions and
-//!   action items.
+//!   reason with a Retry button, the current version's downloads and the minutes' summary,
+//!   decisions and action items, and the history of versions with Restore buttons
+//!   ([`results`]).
 //! - `/jobs`: recent jobs.
 //!
 //! Every page but sign-in needs a session ([`PageUser`]); every form carries the
 //! session's form token.
 
 pub mod html;
+pub mod results;
 
 use crate::form::BoundedMultipart;
 use axum::extract::rejection::FormRejection;
@@ -20,13 +22,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use minutes_shared::jobs::{Job, JobFilter, JobState};
-use minutes_shared::storage::artifact_key;
 use minutes_shared::subtitles::clock as stamp;
 use minutes_shared::Minutes;
 use serde::Deserialize;
 
 use crate::auth::{PageUser, Principal};
-use crate::downloads::FILES;
 use crate::error::ApiError;
 use crate::jobs::{find, signed_link};
 use crate::sniff::SUPPORTED;
@@ -192,8 +192,8 @@ fn state_words(job: &Job) -> &'static str {
 }
 
 async fn minutes_of(state: &AppState, job: &Job) -> Option<Minutes> {
-    job.artifacts.get("minutes.json")?;
-    let bytes = state.storage.get(&artifact_key(job.id, "minutes.json")).await.ok()?;
+    let key = job.artifacts.get("minutes.json")?.as_str()?;
+    let bytes = state.storage.get(key).await.ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -317,47 +317,27 @@ pub async fn job_page(
             format!("Elapsed {}", clock(elapsed))
         },
     );
-    match job.state {
-        JobState::Failed | JobState::Cancelled => {
-            let reason = match (&job.failure_reason, job.state) {
-                (Some(reason), _) => reason.plain(),
-                (None, _) => "The job was cancelled.".to_string(),
-            };
-            body += &format!(
-                r#"<section class="card failure" aria-labelledby="failure-h"><h2 id="failure-h">Why it stopped</h2><p id="reason">{}</p>
+    if matches!(job.state, JobState::Failed | JobState::Cancelled) {
+        let reason = match &job.failure_reason {
+            Some(reason) => reason.plain(),
+            None => "The job was cancelled.".to_string(),
+        };
+        body += &format!(
+            r#"<section class="card failure" aria-labelledby="failure-h"><h2 id="failure-h">Why it stopped</h2><p id="reason">{}</p>
 <form method="post" action="/jobs/{}/retry">{}<button type="submit" id="retry">Retry</button></form></section>"#,
-                escape(&reason),
-                job.id,
-                csrf_field(&viewer),
-            );
-        }
-        JobState::Done => {
-            let links: String = FILES
-                .iter()
-                .filter(|f| job.artifacts.get(f.name).is_some())
-                .map(|f| {
-                    let label = match f.name {
-                        "minutes.pdf" => "Minutes (PDF)",
-                        "minutes.json" => "Minutes (JSON)",
-                        "transcript.txt" => "Transcript (text)",
-                        "transcript.srt" => "Subtitles (SRT)",
-                        "transcript.vtt" => "Subtitles (WebVTT)",
-                        _ => "Transcript (JSON)",
-                    };
-                    let class = if f.name == "minutes.pdf" { "button" } else { "button secondary" };
-                    let href = escape(&signed_link(&state, &viewer, job.id, f.name));
-                    format!(r#"<li><a class="{class}" href="{href}" download>{label}</a></li>"#)
-                })
-                .collect();
-            body += &format!(
-                r#"<section class="card" aria-labelledby="downloads-h"><h2 id="downloads-h">Downloads</h2><ul class="downloads" id="downloads">{links}</ul></section>"#
-            );
-            if let Some(minutes) = minutes_of(&state, &job).await {
-                body += &format!(r#"<div class="card minutes">{}</div>"#, minutes_html(&minutes));
-            }
-        }
-        JobState::Queued | JobState::Running => {}
+            escape(&reason),
+            job.id,
+            csrf_field(&viewer),
+        );
     }
+    // The current version stays downloadable while a reprocess runs, and after one failed.
+    if job.current_version.is_some() {
+        body += &results::downloads(&state, &viewer, &job);
+        if let Some(minutes) = minutes_of(&state, &job).await {
+            body += &format!(r#"<div class="card minutes">{}</div>"#, minutes_html(&minutes));
+        }
+    }
+    body += &results::history(&state, &viewer, &job).await;
     Html(page(Some(&viewer), &title, &body)).into_response()
 }
 

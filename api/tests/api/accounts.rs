@@ -125,7 +125,7 @@ async fn r14_another_users_job_is_404_on_every_route_and_bad_links_are_403() {
             "{path}?{}",
             signer.sign_until(
                 user.parse().unwrap(),
-                &artifact_key(id.parse().unwrap(), "minutes.pdf"),
+                &minutes_api::downloads::link_resource(id.parse().unwrap(), None, "minutes.pdf"),
                 past
             )
         )

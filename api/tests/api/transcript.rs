@@ -45,7 +45,8 @@ async fn the_job_page_shows_the_transcript_with_unsure_lines_marked() {
         }),
         transcript,
     };
-    let key = artifact_key(id, "minutes.json");
+    let job = app.repo.get(id).await.unwrap().unwrap();
+    let key = job.artifacts["minutes.json"].as_str().unwrap().to_string();
     app.storage.put(&key, bytes::Bytes::from(serde_json::to_vec(&minutes).unwrap())).await.unwrap();
     let page =
         app.http.get(app.url(&format!("/jobs/{id}"))).send().await.unwrap().text().await.unwrap();

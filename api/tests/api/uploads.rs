@@ -214,14 +214,10 @@ async fn r13_hostile_file_names_never_reach_a_path_or_a_header() {
         else {
             panic!("claimable")
         };
-        app.storage
-            .put(&artifact_key(id, "minutes.pdf"), bytes::Bytes::from_static(b"%PDF-1.7"))
-            .await
-            .unwrap();
-        app.repo
-            .store_artifact(lease, "minutes.pdf", &artifact_key(id, "minutes.pdf"))
-            .await
-            .unwrap();
+        let key = artifact_key(id, lease.version, lease.attempt, "minutes.pdf");
+        app.storage.put(&key, bytes::Bytes::from_static(b"%PDF-1.7")).await.unwrap();
+        app.repo.store_artifact(lease, "minutes.pdf", &key).await.unwrap();
+        app.repo.finish(lease, None).await.unwrap();
         let response = app
             .http
             .get(app.url(&format!("/api/v1/jobs/{id}/files/minutes.pdf")))

@@ -1,5 +1,6 @@
-//! A job's email intents: the Message-ID fixed before the first try, so a resend after a
-//! crash is recognisable, and the outcome of delivering it.
+//! A job's email intents, one per email and version of its results: the Message-ID fixed
+//! before the first try, so a resend after a crash is recognisable, and the outcome of
+//! delivering it.
 
 use uuid::Uuid;
 
@@ -47,41 +48,46 @@ impl EmailIntent {
 }
 
 impl JobRepo {
-    /// The job's send intent for an email of `kind`, made now with `message_id` unless one
-    /// exists (then its fixed Message-ID is kept). Returns the intent as stored.
+    /// The send intent for an email of `kind` about version `version` of the job's
+    /// results, made now with `message_id` unless one exists (then its fixed Message-ID is
+    /// kept). Returns the intent as stored.
     pub async fn email_intent(
         &self,
         job_id: Uuid,
+        version: i32,
         kind: EmailKind,
         message_id: &str,
         recipient: &str,
     ) -> Result<EmailIntent, RepoError> {
         sqlx::query!(
-            r#"INSERT INTO email_intents (job_id, kind, message_id, recipient)
-               VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, kind) DO NOTHING"#,
+            r#"INSERT INTO email_intents (job_id, kind, message_id, recipient, version)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, kind, version) DO NOTHING"#,
             job_id,
             kind.as_str(),
             message_id,
-            recipient
+            recipient,
+            version
         )
         .execute(&self.pool)
         .await?;
         Ok(sqlx::query_as!(
             EmailIntent,
             r#"SELECT message_id, recipient, state, attempts, last_error
-               FROM email_intents WHERE job_id = $1 AND kind = $2"#,
+               FROM email_intents WHERE job_id = $1 AND kind = $2 AND version = $3"#,
             job_id,
-            kind.as_str()
+            kind.as_str(),
+            version
         )
         .fetch_one(&self.pool)
         .await?)
     }
 
-    /// Records the outcome of delivering the job's email of `kind`: sent (`error` none) or
-    /// failed for good, after `attempts` tries.
+    /// Records the outcome of delivering the email of `kind` about version `version`: sent
+    /// (`error` none) or failed for good, after `attempts` tries.
     pub async fn email_outcome(
         &self,
         job_id: Uuid,
+        version: i32,
         kind: EmailKind,
         attempts: i32,
         error: Option<&str>,
@@ -91,11 +97,12 @@ impl JobRepo {
                SET state = CASE WHEN $4::text IS NULL THEN 'sent' ELSE 'failed' END,
                    attempts = attempts + $3, last_error = $4,
                    sent_at = CASE WHEN $4::text IS NULL THEN now() END
-               WHERE job_id = $1 AND kind = $2"#,
+               WHERE job_id = $1 AND kind = $2 AND version = $5"#,
             job_id,
             kind.as_str(),
             attempts,
-            error
+            error,
+            version
         )
         .execute(&self.pool)
         .await?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::versions::{end_without_result, VersionOutcome};
 use super::{append_event, fenced, notify, seconds, JobRepo, JobState, RepoError};
 use crate::failure::{FailureCode, FailureReason};
 
@@ -15,6 +16,11 @@ pub struct Lease {
     pub job_id: Uuid,
     /// Fences every write: a newer lease has a different token.
     pub token: Uuid,
+    /// The version of the job's results this run builds (the only one it writes into).
+    pub version: i32,
+    /// The job's attempt number under this lease: with the version, it makes the run's
+    /// object keys its own, so a stale worker never overwrites what another one stored.
+    pub attempt: i32,
 }
 
 impl JobRepo {
@@ -69,7 +75,7 @@ impl JobRepo {
         Ok(())
     }
 
-    /// Records that artifact `name` is stored at `key`.
+    /// Records that artifact `name` of the lease's version is stored at `key`.
     pub async fn store_artifact(
         &self,
         lease: Lease,
@@ -77,11 +83,14 @@ impl JobRepo {
         key: &str,
     ) -> Result<(), RepoError> {
         let done = sqlx::query!(
-            r#"UPDATE jobs SET artifacts = artifacts || jsonb_build_object($3::text, $4::text),
-                               updated_at = now()
-               WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
+            r#"UPDATE job_versions v
+               SET artifacts = v.artifacts || jsonb_build_object($4::text, $5::text)
+               FROM jobs j
+               WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running'
+                 AND j.building_version = $3 AND v.job_id = j.id AND v.number = $3"#,
             lease.job_id,
             lease.token,
+            lease.version,
             name,
             key
         )
@@ -90,36 +99,69 @@ impl JobRepo {
         fenced(done.rows_affected(), lease)
     }
 
-    /// Ends the job as `done` or `failed` (with `reason`), releasing the lease.
+    /// Ends the run under the lease. Without `failure` the lease's version becomes current
+    /// and the job `done`, in one transaction; with one, the run ended without a result
+    /// (see [`end_without_result`]: `failed`, or still `done` on the earlier version when
+    /// this was a reprocess). Returns the job's new state.
     pub async fn finish(
         &self,
         lease: Lease,
         failure: Option<&FailureReason>,
-    ) -> Result<(), RepoError> {
-        let state = if failure.is_some() { JobState::Failed } else { JobState::Done };
-        let failure = failure.map(ToString::to_string);
+    ) -> Result<JobState, RepoError> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query!(
-            r#"UPDATE jobs SET state = $3, failure_reason = $4,
-                               percent = CASE WHEN $4::text IS NULL THEN 100 ELSE percent END,
-                               message = CASE WHEN $4::text IS NULL THEN 'the minutes are ready'
-                                              ELSE message END,
-                               lease_token = NULL, lease_expires_at = NULL,
-                               finished_at = now(), updated_at = now()
-               WHERE id = $1 AND lease_token = $2 AND state = 'running'"#,
+        let held = sqlx::query_scalar!(
+            r#"SELECT id FROM jobs
+               WHERE id = $1 AND lease_token = $2 AND state = 'running'
+                 AND building_version = $3
+               FOR UPDATE"#,
             lease.job_id,
             lease.token,
-            state.as_str(),
-            failure.as_deref()
+            lease.version
         )
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        fenced(done.rows_affected(), lease)?;
+        fenced(u64::from(held.is_some()), lease)?;
+        let state = match failure {
+            Some(reason) => {
+                end_without_result(&mut tx, lease.job_id, reason, VersionOutcome::Failed).await?
+            }
+            None => {
+                sqlx::query!(
+                    r#"UPDATE job_versions SET outcome = 'ready', failure_reason = NULL,
+                                              finished_at = now()
+                       WHERE job_id = $1 AND number = $2"#,
+                    lease.job_id,
+                    lease.version
+                )
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query!(
+                    r#"UPDATE jobs j SET state = 'done', failure_reason = NULL,
+                                         reprocess_failure = NULL,
+                                         current_version = v.number, building_version = NULL,
+                                         artifacts = v.artifacts,
+                                         percent = 100, message = 'the minutes are ready',
+                                         lease_token = NULL, lease_expires_at = NULL,
+                                         finished_at = now(), updated_at = now()
+                       FROM job_versions v
+                       WHERE j.id = $1 AND v.job_id = j.id AND v.number = $2"#,
+                    lease.job_id,
+                    lease.version
+                )
+                .execute(&mut *tx)
+                .await?;
+                JobState::Done
+            }
+        };
+        let what = failure.map(ToString::to_string);
+        let stage = match (state, failure) {
+            (JobState::Done, Some(_)) => "reprocess failed",
+            (state, _) => state.as_str(),
+        };
         // In the same transaction: whoever sees the final state sees its event too.
-        append_event(&mut tx, lease.job_id, state.as_str(), failure.as_deref().unwrap_or(""))
-            .await?;
+        append_event(&mut tx, lease.job_id, stage, what.as_deref().unwrap_or("")).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(state)
     }
 
     /// Hands the job back to the queue (a worker shutting down): queued again, not yet
@@ -139,8 +181,8 @@ impl JobRepo {
     }
 
     /// Ends the attempt after a transient error: queued again to run after `delay`, or,
-    /// when this was error number `budget`, failed as `retries_exhausted` with `reason` as
-    /// the detail. Returns the new state.
+    /// when this was error number `budget`, ended without a result as `retries_exhausted`
+    /// with `reason` as the detail (see [`JobRepo::finish`]). Returns the new state.
     pub async fn retry_later(
         &self,
         lease: Lease,
@@ -149,27 +191,39 @@ impl JobRepo {
         budget: i32,
     ) -> Result<JobState, RepoError> {
         let mut tx = self.pool.begin().await?;
-        let state = sqlx::query_scalar!(
-            r#"UPDATE jobs SET
-                 error_retries = error_retries + 1,
-                 state = CASE WHEN error_retries + 1 >= $3 THEN 'failed' ELSE 'queued' END,
-                 failure_reason = CASE WHEN error_retries + 1 >= $3 THEN $6 END,
-                 finished_at = CASE WHEN error_retries + 1 >= $3 THEN now() END,
-                 message = $4, lease_token = NULL, lease_expires_at = NULL, enqueued_at = NULL,
-                 run_after = now() + make_interval(secs => $5), updated_at = now()
+        let errors = sqlx::query_scalar!(
+            r#"UPDATE jobs SET error_retries = error_retries + 1, message = $3,
+                               updated_at = now()
                WHERE id = $1 AND lease_token = $2 AND state = 'running'
-               RETURNING state AS "state: JobState""#,
+               RETURNING error_retries"#,
             lease.job_id,
             lease.token,
-            budget,
-            reason,
-            seconds(delay),
-            FailureReason::new(FailureCode::RetriesExhausted, reason).to_string()
+            reason
         )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(RepoError::LeaseLost(lease.job_id))?;
-        let what = if state == JobState::Failed { "failed" } else { "retry scheduled" };
+        let state = if errors >= budget {
+            let failure = FailureReason::new(FailureCode::RetriesExhausted, reason);
+            end_without_result(&mut tx, lease.job_id, &failure, VersionOutcome::Failed).await?
+        } else {
+            sqlx::query!(
+                r#"UPDATE jobs SET state = 'queued', lease_token = NULL, lease_expires_at = NULL,
+                                   enqueued_at = NULL,
+                                   run_after = now() + make_interval(secs => $2)
+                   WHERE id = $1"#,
+                lease.job_id,
+                seconds(delay)
+            )
+            .execute(&mut *tx)
+            .await?;
+            JobState::Queued
+        };
+        let what = match state {
+            JobState::Queued => "retry scheduled",
+            JobState::Done => "reprocess failed",
+            _ => "failed",
+        };
         append_event(&mut tx, lease.job_id, what, reason).await?;
         tx.commit().await?;
         Ok(state)

@@ -11,7 +11,8 @@
 //! The repository's methods are grouped by who calls them: `allowance` and `uploads` (the
 //! API taking a recording), `reads` (pages, listings, metrics), `requests` (reprocess, cancel, retry,
 //! delete), `scheduling` (the reconciler and a worker's claim), `lease` (a worker's
-//! writes under its lease) and `email` (send intents).
+//! writes under its lease), `versions` (the versions of a job's results: how a run ends,
+//! history, restore, pruning) and `email` (send intents).
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +34,7 @@ mod reads;
 mod requests;
 mod scheduling;
 mod uploads;
+mod versions;
 
 pub use allowance::{Reservation, UploadAllowance};
 pub use email::{EmailIntent, EmailKind};
@@ -41,6 +43,7 @@ pub use reads::{JobEvent, JobFilter};
 pub use requests::{Reprocess, ReprocessRequest};
 pub use scheduling::{Claim, PushPolicy};
 pub use uploads::NewJob;
+pub use versions::{JobVersion, Restore, VersionOutcome};
 
 /// The channel progress notifications go to; the payload is the job id.
 pub const EVENTS_CHANNEL: &str = "job_events";
@@ -171,7 +174,8 @@ pub struct Job {
     pub notify_email: Option<String>,
     /// Options chosen at upload or reprocessing.
     pub options: JobOptions,
-    /// Artifact name -> object key.
+    /// Artifact name -> object key, of the current version (what people download; a run
+    /// writes into its building version, see [`JobRepo::working_artifacts`]).
     pub artifacts: Value,
     /// When it was pushed to the queue (none: the reconciler will push it).
     pub enqueued_at: Option<DateTime<Utc>>,
@@ -189,6 +193,14 @@ pub struct Job {
     pub owner_id: Option<Uuid>,
     /// The id of the HTTP request that made it, for following it through the logs.
     pub request_id: Option<String>,
+    /// The version people see and download (none until a first run succeeds).
+    pub current_version: Option<i32>,
+    /// The version a queued or running run is building (kept on a failed first run, so a
+    /// retry resumes it).
+    pub building_version: Option<i32>,
+    /// Why the last reprocess ended without a result, while an earlier version stays
+    /// current (the job is still done).
+    pub reprocess_failure: Option<FailureReason>,
 }
 
 /// Whose jobs a request may see: an admin sees all, a member only their own. Every read

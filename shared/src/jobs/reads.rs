@@ -71,7 +71,9 @@ impl JobRepo {
                       source_key, original_filename, content_type, size_bytes, media_duration,
                       language, title, notify_email, options AS "options: JobOptions", artifacts,
                       enqueued_at, run_after,
-                      created_at, started_at, updated_at, finished_at, owner_id, request_id
+                      created_at, started_at, updated_at, finished_at, owner_id, request_id,
+                      current_version, building_version,
+                      reprocess_failure AS "reprocess_failure: FailureReason"
                FROM jobs WHERE id = $1"#,
             id
         )
@@ -97,7 +99,9 @@ impl JobRepo {
                       source_key, original_filename, content_type, size_bytes, media_duration,
                       language, title, notify_email, options AS "options: JobOptions", artifacts,
                       enqueued_at, run_after,
-                      created_at, started_at, updated_at, finished_at, owner_id, request_id
+                      created_at, started_at, updated_at, finished_at, owner_id, request_id,
+                      current_version, building_version,
+                      reprocess_failure AS "reprocess_failure: FailureReason"
                FROM jobs
                WHERE ($1::text IS NULL OR state = $1)
                  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))

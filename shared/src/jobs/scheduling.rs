@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{append_event, seconds, Job, JobRepo, Lease, RepoError};
+use super::versions::{end_without_result, VersionOutcome};
+use super::{append_event, seconds, Job, JobRepo, JobState, Lease, RepoError};
+use crate::failure::{FailureCode, FailureReason};
 
 /// When the reconciler pushes a queued job again (see [`JobRepo::due_for_push`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,8 @@ pub enum Claim {
     Leased(Lease, Box<Job>),
     /// Finished, cancelled, deleted, or leased by a live worker: nothing to do.
     NotClaimable,
-    /// Workers holding it vanished too often; it is now failed with `worker_lost`.
+    /// Workers holding it vanished too often; its run ended with `worker_lost` (the job is
+    /// failed, or still done on its current version when this was a reprocess).
     CrashBudgetSpent,
     /// Its owner has as many jobs running as they may: it waits (see [`JobRepo::defer`]).
     OwnerBusy,
@@ -100,22 +103,30 @@ impl JobRepo {
     ) -> Result<Claim, RepoError> {
         let mut tx = self.pool.begin().await?;
         let lost = sqlx::query_scalar!(
-            r#"UPDATE jobs
-               SET state = 'failed', finished_at = now(), updated_at = now(),
-                   lease_token = NULL, lease_expires_at = NULL,
-                   crash_count = crash_count + 1,
-                   failure_reason = 'worker_lost: the workers processing this recording stopped '
-                       || (crash_count + 1) || ' times; it may crash the decoder'
+            r#"UPDATE jobs SET crash_count = crash_count + 1
                WHERE id = $1 AND state = 'running' AND lease_expires_at < now()
                  AND crash_count + 1 >= $2
-               RETURNING id"#,
+               RETURNING crash_count"#,
             id,
             crash_budget
         )
         .fetch_optional(&mut *tx)
         .await?;
-        if lost.is_some() {
-            append_event(&mut tx, id, "failed", "worker_lost").await?;
+        if let Some(crashes) = lost {
+            let reason = FailureReason::new(
+                FailureCode::WorkerLost,
+                format!(
+                    "the workers processing this recording stopped {crashes} times; \
+                     it may crash the decoder"
+                ),
+            );
+            let state = end_without_result(&mut tx, id, &reason, VersionOutcome::Failed).await?;
+            let what = if state.is_final() && state != JobState::Failed {
+                "reprocess failed"
+            } else {
+                "failed"
+            };
+            append_event(&mut tx, id, what, "worker_lost").await?;
             tx.commit().await?;
             return Ok(Claim::CrashBudgetSpent);
         }
@@ -151,16 +162,16 @@ impl JobRepo {
             }
         }
         let token = Uuid::new_v4();
-        let claimed = sqlx::query_scalar!(
+        let claimed = sqlx::query!(
             r#"UPDATE jobs
                SET state = 'running', lease_token = $2,
                    lease_expires_at = now() + make_interval(secs => $3),
                    worker_name = $4, attempts = attempts + 1,
                    crash_count = crash_count + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
                    started_at = coalesce(started_at, now()), updated_at = now()
-               WHERE id = $1
+               WHERE id = $1 AND building_version IS NOT NULL
                  AND (state = 'queued' OR (state = 'running' AND lease_expires_at < now()))
-               RETURNING id"#,
+               RETURNING attempts, building_version AS "version!""#,
             id,
             token,
             seconds(lease),
@@ -169,11 +180,11 @@ impl JobRepo {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        if claimed.is_none() {
-            return Ok(Claim::NotClaimable);
-        }
+        let Some(claimed) = claimed else { return Ok(Claim::NotClaimable) };
         let job = self.get(id).await?.ok_or(RepoError::LeaseLost(id))?;
-        Ok(Claim::Leased(Lease { job_id: id, token }, Box::new(job)))
+        let lease =
+            Lease { job_id: id, token, version: claimed.version, attempt: claimed.attempts };
+        Ok(Claim::Leased(lease, Box::new(job)))
     }
 
     /// Puts a queued job back to wait: off the queue, pushed again by the reconciler after

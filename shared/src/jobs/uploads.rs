@@ -46,8 +46,8 @@ impl JobRepo {
         let inserted = sqlx::query_scalar!(
             r#"INSERT INTO jobs (id, source_key, original_filename, content_type, size_bytes,
                                  title, language, notify_email, options, idempotency_key,
-                                 owner_id, request_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                 owner_id, request_id, building_version)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)
                ON CONFLICT (idempotency_key) DO NOTHING
                RETURNING id"#,
             new.id,
@@ -66,6 +66,14 @@ impl JobRepo {
         .fetch_optional(&mut *tx)
         .await?;
         if inserted.is_some() {
+            // The first run builds version 1.
+            sqlx::query!(
+                r#"INSERT INTO job_versions (job_id, number, from_stage, options, requested_by)
+                   SELECT id, 1, 'decode', options, owner_id FROM jobs WHERE id = $1"#,
+                new.id
+            )
+            .execute(&mut *tx)
+            .await?;
             // The upload now has its job: it is no longer the reconciler's to delete.
             sqlx::query!("DELETE FROM pending_uploads WHERE job_id = $1", new.id)
                 .execute(&mut *tx)

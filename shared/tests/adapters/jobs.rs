@@ -25,6 +25,13 @@ pub(crate) struct TestDb {
 
 impl TestDb {
     pub(crate) async fn new() -> TestDb {
+        let db = TestDb::unmigrated().await;
+        db.repo.migrate().await.expect("migrations apply");
+        db
+    }
+
+    /// A new database with no schema (for testing the migrations themselves).
+    pub(crate) async fn unmigrated() -> TestDb {
         let admin = std::env::var("MINUTES_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("minutes_test_{}", Uuid::new_v4().simple());
@@ -34,9 +41,7 @@ impl TestDb {
         connection.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create db");
         let url = format!("{}/{name}", admin.rsplit_once('/').expect("a database URL").0);
         let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.expect("connect");
-        let repo = JobRepo::new(pool);
-        repo.migrate().await.expect("migrations apply");
-        TestDb { admin, name, url, repo }
+        TestDb { admin, name, url, repo: JobRepo::new(pool) }
     }
 
     pub(crate) async fn drop_database(self) {
@@ -176,8 +181,10 @@ async fn progress_is_logged_and_notified() {
         .store_artifact(lease, "transcript.json", "jobs/x/transcript.json")
         .await
         .expect("artifact");
+    let working = db.repo.working_artifacts(lease).await.expect("artifacts");
+    assert_eq!(working["transcript.json"], "jobs/x/transcript.json");
     let stored = db.repo.get(job.id).await.expect("get").expect("exists");
-    assert_eq!(stored.artifacts["transcript.json"], "jobs/x/transcript.json");
+    assert_eq!(stored.artifacts, serde_json::json!({}), "nothing is current before the run ends");
     db.drop_database().await;
 }
 
@@ -329,20 +336,28 @@ async fn an_upload_without_a_job_is_found_and_one_with_a_job_is_not() {
 async fn an_email_intent_keeps_its_first_message_id() {
     let db = TestDb::new().await;
     let (job, _) = db.repo.create(&new_job(None)).await.expect("create");
-    let first =
-        db.repo.email_intent(job.id, EmailKind::Minutes, "<a@m>", "x@y").await.expect("intent");
+    let intent = |message_id: &'static str, version: i32| {
+        let repo = db.repo.clone();
+        async move {
+            repo.email_intent(job.id, version, EmailKind::Minutes, message_id, "x@y")
+                .await
+                .expect("intent")
+        }
+    };
+    let first = intent("<a@m>", 1).await;
     assert_eq!(first.message_id, "<a@m>");
     assert!(!first.is_sent());
-    let again =
-        db.repo.email_intent(job.id, EmailKind::Minutes, "<b@m>", "x@y").await.expect("intent");
+    let again = intent("<b@m>", 1).await;
     assert_eq!(again.message_id, "<a@m>", "a resend reuses the Message-ID");
-    db.repo.email_outcome(job.id, EmailKind::Minutes, 2, None).await.expect("outcome");
-    let sent =
-        db.repo.email_intent(job.id, EmailKind::Minutes, "<c@m>", "x@y").await.expect("intent");
+    db.repo.email_outcome(job.id, 1, EmailKind::Minutes, 2, None).await.expect("outcome");
+    let sent = intent("<c@m>", 1).await;
     assert!(sent.is_sent());
     assert_eq!(sent.attempts, 2);
+    let second_version = intent("<d@m>", 2).await;
+    assert_eq!(second_version.message_id, "<d@m>", "each version has its own email");
+    assert!(!second_version.is_sent());
     db.repo
-        .email_outcome(job.id, EmailKind::Failure, 1, Some("550 no such user"))
+        .email_outcome(job.id, 1, EmailKind::Failure, 1, Some("550 no such user"))
         .await
         .expect("an outcome without an intent changes nothing");
     db.drop_database().await;
@@ -392,7 +407,7 @@ async fn jobs_list_newest_first_by_page_and_state_and_can_be_cancelled_or_delete
 }
 
 #[tokio::test]
-async fn reprocessing_forgets_the_later_artifacts_merges_options_and_is_logged() {
+async fn reprocessing_builds_a_version_without_the_later_artifacts_merges_options_and_is_logged() {
     let db = TestDb::new().await;
     let mut new = new_job(None);
     new.original_filename = "team_sync 100%.m4a".into();
@@ -438,8 +453,12 @@ async fn reprocessing_forgets_the_later_artifacts_merges_options_and_is_logged()
     assert_eq!(outcome, Reprocess::Queued);
     let queued = db.repo.get(job.id).await.expect("get").expect("exists");
     assert_eq!(queued.state, JobState::Queued);
-    let artifacts = queued.artifacts.as_object().expect("object");
-    assert!(artifacts.contains_key("transcript.json") && artifacts.contains_key("transcript.txt"));
+    assert_eq!((queued.current_version, queued.building_version), (Some(1), Some(2)));
+    assert_eq!(queued.artifacts.as_object().expect("object").len(), 4, "version 1 stays whole");
+    let building = db.repo.version(job.id, 2).await.expect("query").expect("version 2");
+    let artifacts = building.artifacts.as_object().expect("object");
+    assert_eq!(artifacts["transcript.json"], "jobs/x/transcript.json", "shared, not copied");
+    assert!(artifacts.contains_key("transcript.txt"));
     assert!(!artifacts.contains_key("minutes.json") && !artifacts.contains_key("minutes.pdf"));
     assert_eq!(queued.options.summarizer, Some(SummarizerKind::Openai));
     assert_eq!(queued.options.notify, Some(false));
@@ -458,6 +477,13 @@ async fn reprocessing_forgets_the_later_artifacts_merges_options_and_is_logged()
     db.drop_database().await;
 }
 
-fn request(from: Stage, patch: JobOptions, title: Option<&str>) -> ReprocessRequest {
-    ReprocessRequest { from, patch, title: title.map(String::from), language: None, notify: false }
+pub(crate) fn request(from: Stage, patch: JobOptions, title: Option<&str>) -> ReprocessRequest {
+    ReprocessRequest {
+        from,
+        patch,
+        title: title.map(String::from),
+        language: None,
+        notify: false,
+        requested_by: None,
+    }
 }

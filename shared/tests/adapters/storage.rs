@@ -47,12 +47,12 @@ fn noise(len: usize) -> Vec<u8> {
 async fn keeps_the_contract(storage: &Storage) {
     storage.check().await.expect("the store answers");
     let job = Uuid::new_v4();
-    let transcript = artifact_key(job, "transcript.json");
+    let transcript = artifact_key(job, 1, 1, "transcript.json");
     storage.put(&transcript, Bytes::from_static(b"{\"segments\":[]}")).await.expect("put");
     assert_eq!(storage.get(&transcript).await.expect("get"), &b"{\"segments\":[]}"[..]);
     assert!(storage.exists(&transcript).await.expect("exists"));
     assert_eq!(storage.size(&transcript).await.expect("size"), 15);
-    let missing = artifact_key(job, "minutes.pdf");
+    let missing = artifact_key(job, 1, 1, "minutes.pdf");
     assert!(!storage.exists(&missing).await.expect("exists"));
     assert!(matches!(storage.get(&missing).await, Err(StorageError::NotFound(_))));
 

@@ -10,10 +10,14 @@
 //! whether or not apalis delivers that ticket again, the reconciler pushes any queued job
 //! no worker claimed within `MINUTES_STRANDED_SECS` (see `JobRepo::due_for_push`).
 //!
+//! Each job runs in a task of its own holding one of the process's `MINUTES_WORKER_CONCURRENCY`
+//! slots, so it goes on when the apalis worker that fetched it stops: apalis stops when its
+//! registration in Redis lapsed (the process was paused, Redis was away), and the daemon
+//! then registers a new one instead of exiting.
+//!
 //! Beside the consumer run a reconciler (pushes jobs Postgres says should be on the queue:
 //! uploads whose push was lost, tickets lost in Redis, retries whose backoff ended, jobs
-//! handed back or orphaned)
-//! and a small HTTP server with `/healthz` and `/metrics`.
+//! handed back or orphaned) and a small HTTP server with `/healthz` and `/metrics`.
 //!
 //! Shutdown (SIGTERM or SIGINT): fetch nothing new, give running jobs the grace period to
 //! finish, then stop them at their next chunk and hand them back to the queue; exit 0.
@@ -61,6 +65,9 @@ pub enum DaemonError {
 /// How long a job whose owner is at their running limit waits before it is queued again.
 const OWNER_BUSY_DELAY: Duration = Duration::from_secs(1);
 
+/// Wait before registering the queue worker again after it stopped with an error.
+const REREGISTER_DELAY: Duration = Duration::from_secs(1);
+
 /// What every handler shares.
 struct Daemon {
     tools: Tools,
@@ -73,6 +80,10 @@ struct Daemon {
     settings: WorkerSettings,
     /// Running jobs and their stop flags (raised when the grace period ends).
     running: Mutex<HashMap<Uuid, StopFlag>>,
+    /// One permit per job this process may run at once, held by the job's own task: a job
+    /// outlives the queue worker that fetched it (registered again after a lapse), and the
+    /// new one takes no more jobs than there are free slots.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Starts the daemon and runs it until `shutdown` resolves and running jobs are finished
@@ -119,6 +130,8 @@ pub async fn serve(
         work_dir: settings.work_dir(),
         lease: service.lease(),
         summarizers: service.summarizers.clone(),
+        summary_fallback: settings.summary_fallback,
+        keep_versions: settings.keep_versions,
     };
     let metrics = Arc::new(Metrics::default());
     let tools = Tools {
@@ -146,6 +159,7 @@ pub async fn serve(
         crash_budget: settings.crash_budget,
         retry_budget: settings.retry_budget,
         running: Mutex::new(HashMap::new()),
+        slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings.concurrency))),
         settings,
     });
 
@@ -174,21 +188,46 @@ pub async fn serve(
             }
         }
     });
-    let signal_name = name.clone();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!(worker = %signal_name, "stopping: no new jobs; running ones may finish");
-        let _ = stopping_tx.send(true);
-        Ok::<(), std::io::Error>(())
-    };
-    let worker = WorkerBuilder::new(name.as_str())
-        .backend(queue.backend())
-        .concurrency(usize::from(daemon.settings.concurrency))
-        .data(Arc::clone(&daemon))
-        .build(handle);
-    let outcome = worker.run_until(signal).await;
+    tokio::spawn({
+        let name = name.clone();
+        async move {
+            shutdown.await;
+            tracing::info!(worker = %name, "stopping: no new jobs; running ones may finish");
+            let _ = stopping_tx.send(true);
+        }
+    });
+    // The apalis worker ends with an error when its registration in Redis lapsed (this
+    // process was paused, or Redis was away longer than the keep-alive): register again and
+    // go on taking jobs, instead of leaving the process up with nothing polling or exiting.
+    loop {
+        let worker = WorkerBuilder::new(name.as_str())
+            .backend(queue.backend())
+            .concurrency(usize::from(daemon.settings.concurrency))
+            .data(Arc::clone(&daemon))
+            .build(handle);
+        let mut stopping = stopping_rx.clone();
+        let signal = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            Ok::<(), std::io::Error>(())
+        };
+        match worker.run_until(signal).await {
+            Ok(()) => break,
+            Err(error) if !*stopping_rx.borrow() => {
+                tracing::warn!(worker = %name, %error, "the queue worker stopped; registering again");
+                tokio::time::sleep(REREGISTER_DELAY).await;
+            }
+            Err(error) => {
+                tracing::info!(worker = %name, "stopped");
+                return Err(DaemonError::Worker(error.to_string()));
+            }
+        }
+    }
+    // Jobs fetched by a queue worker that stopped run in their own tasks: wait for them
+    // too (the grace period's end hands them back).
+    let all = u32::from(daemon.settings.concurrency);
+    let _ = daemon.slots.acquire_many(all).await;
     tracing::info!(worker = %name, "stopped");
-    outcome.map_err(|e| DaemonError::Worker(e.to_string()))
+    Ok(())
 }
 
 /// Stops every running job at its next chunk; each hands itself back.
@@ -202,7 +241,8 @@ fn hand_back_all(daemon: &Daemon) {
 
 /// The apalis handler: one ticket.
 async fn handle(ticket: JobTicket, daemon: Data<Arc<Daemon>>) -> Result<(), BoxDynError> {
-    let daemon: &Daemon = &daemon;
+    let daemon: Arc<Daemon> = Arc::clone(&daemon);
+    let slot = Arc::clone(&daemon.slots).acquire_owned().await?;
     let claim = daemon
         .tools
         .repo
@@ -239,7 +279,17 @@ async fn handle(ticket: JobTicket, daemon: Data<Arc<Daemon>>) -> Result<(), BoxD
                 attempt = job.attempts,
                 request_id = job.request_id.as_deref().unwrap_or_default(),
             );
-            run_leased(daemon, lease, *job).instrument(span).await;
+            // The job's own task: it goes on if the queue worker that fetched it stops.
+            let task = tokio::spawn(
+                async move {
+                    let _slot = slot;
+                    run_leased(&daemon, lease, *job).await;
+                }
+                .instrument(span),
+            );
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a job's task ended abnormally");
+            }
             Ok(())
         }
     }
@@ -270,8 +320,9 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
     }
     let outcome = match result {
         Ok(()) => match tools.repo.finish(lease, None).await {
-            Ok(()) => {
-                tracing::info!("done");
+            Ok(_) => {
+                tracing::info!(version = lease.version, "done");
+                runner::tidy_versions(tools, lease).await;
                 Outcome::Done
             }
             Err(error) => {
@@ -282,7 +333,7 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
         Err(JobError::Permanent(reason)) => {
             tracing::warn!(%reason, "failed");
             match tools.repo.finish(lease, Some(&reason)).await {
-                Ok(()) => {
+                Ok(_) => {
                     if let Err(error) = runner::notify_failure(tools, &job, &reason).await {
                         tracing::warn!(%error, "failure email not sent");
                     }
@@ -295,7 +346,7 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
             let delay = daemon.settings.retry_backoff(job.error_retries);
             tracing::warn!(%reason, retry_in_secs = delay.as_secs_f64(), "transient error; retrying");
             match tools.repo.retry_later(lease, &reason, delay, daemon.retry_budget).await {
-                Ok(JobState::Failed) => {
+                Ok(JobState::Failed | JobState::Done) => {
                     let reason = FailureReason::new(FailureCode::RetriesExhausted, reason);
                     if let Err(error) = runner::notify_failure(tools, &job, &reason).await {
                         tracing::warn!(%error, "failure email not sent");

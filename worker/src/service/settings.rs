@@ -89,6 +89,15 @@ pub struct WorkerSettings {
     /// Paper size of the PDFs: a4 or letter.
     #[arg(long, env = "MINUTES_PAPER", default_value = "a4")]
     pub paper: Paper,
+    /// When the summarizer a job chose fails, write the extractive minutes instead (true)
+    /// or fail the run with `summary_failed` (false; a failed reprocess keeps the earlier
+    /// minutes).
+    #[arg(long, env = "MINUTES_SUMMARY_FALLBACK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub summary_fallback: bool,
+    /// Versions of a job's results kept; older ones are deleted after a run succeeds,
+    /// never the current one.
+    #[arg(long, env = "MINUTES_KEEP_VERSIONS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub keep_versions: u32,
 }
 
 impl WorkerSettings {

@@ -190,19 +190,23 @@ async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost
     );
     assert!(!lost.status.success(), "a failed job makes the exit status non-zero");
     let lost_jobs = json_of(&lost);
-    let state_of = |id: &str| {
-        lost_jobs.as_array().unwrap().iter().find(|j| j["id"] == id).unwrap()["state"].clone()
+    let field_of = |id: &str, field: &str| {
+        lost_jobs.as_array().unwrap().iter().find(|j| j["id"] == id).unwrap()[field].clone()
     };
-    assert_eq!(state_of(&ids[0]), "failed");
-    assert_eq!(state_of(&ids[1]), "done");
+    assert_eq!(field_of(&ids[0], "state"), "done", "the failed reprocess keeps the minutes");
+    assert_eq!(field_of(&ids[0], "reprocess_failure")["code"], "upload_missing");
+    assert_eq!(field_of(&ids[1], "state"), "done");
+    assert!(field_of(&ids[1], "reprocess_failure").is_null());
     let failed = service.job(ids[0].parse().unwrap()).await;
     assert!(
-        failed.failure_reason.map(|r| r.code) == Some(FailureCode::UploadMissing),
+        failed.reprocess_failure.map(|r| r.code) == Some(FailureCode::UploadMissing),
         "clear reason"
     );
+    assert_eq!(failed.current_version, Some(2), "the first reprocess's version stands");
+    assert!(download(&service, &ids[0], "minutes.pdf").await.starts_with(b"%PDF-"));
 
     // The follow-ups a person would try: watch a finished job, cancel one that cannot be,
-    // retry the failed one (it fails again, the upload is still gone).
+    // reprocess the one that failed again (it fails again, the upload is still gone).
     let watched = cli(&service, &["jobs", "watch", &ids[1]]);
     assert!(watched.status.success(), "{}", String::from_utf8_lossy(&watched.stderr));
     assert!(String::from_utf8_lossy(&watched.stdout).contains("transcribe"));
@@ -210,10 +214,11 @@ async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost
     assert!(!cancel.status.success());
     assert!(String::from_utf8_lossy(&cancel.stderr).contains("already done"));
     let retried = cli(&service, &["retry", &ids[0], "--json"]);
-    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
-    assert_eq!(json_of(&retried)[0]["state"], "queued");
-    let again = service.wait_final(ids[0].parse().unwrap(), Duration::from_secs(60)).await;
-    assert_eq!(again.state, JobState::Failed);
+    assert!(!retried.status.success(), "a done job is not retried");
+    let again = cli(&service, &["reprocess", "--id", &ids[0], "--from", "decode", "--json"]);
+    assert!(!again.status.success(), "it fails again, the upload is still gone");
+    let again = service.job(ids[0].parse().unwrap()).await;
+    assert_eq!((again.state, again.current_version), (JobState::Done, Some(2)));
 
     // Selecting nothing is not an error, but says so.
     let none =

@@ -228,3 +228,21 @@ fn two_lanes_asked_for_on_an_intel_mkl_cpu_do_not_crash_the_process() {
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert!(String::from_utf8_lossy(&output.stdout).contains("weekly planning"));
 }
+
+/// `minutes wer` scores a transcript against a reference.
+#[test]
+fn cli_wer_scores_a_transcript() {
+    let dir = tempdir();
+    let (reference, hypothesis) = (dir.join("ref.txt"), dir.join("hyp.txt"));
+    std::fs::write(&reference, "We decided to move the release.").expect("write");
+    std::fs::write(&hypothesis, "we decided to move release").expect("write");
+    let output = minutes(&[
+        "wer",
+        reference.to_str().expect("utf-8"),
+        hypothesis.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(value["deletions"], 1);
+    assert!((value["wer"].as_f64().expect("number") - 1.0 / 6.0).abs() < 1e-4);
+}

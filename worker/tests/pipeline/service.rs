@@ -101,6 +101,11 @@ fn bearer_client(token: &str) -> reqwest::Client {
 
 impl Service {
     pub(super) async fn start(store: Store) -> Service {
+        Service::start_on(store, redis_url()).await
+    }
+
+    /// [`Service::start`] with the queue on the Redis at `redis` (a test's own server).
+    pub(super) async fn start_on(store: Store, redis: String) -> Service {
         api_log();
         let db = TestDatabase::create().await.expect("Postgres (started by scripts/test)");
         let dir = tempdir();
@@ -109,7 +114,7 @@ impl Service {
         let service = ServiceSettings {
             database_url: db.url.clone(),
             database_max_connections: 5,
-            redis_url: redis_url(),
+            redis_url: redis,
             queue: queue_name(),
             heartbeat_secs: 2,
             missed_heartbeats: 3,

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use minutes_shared::jobs::JobState;
-use minutes_shared::testing::forget_queue;
+use minutes_shared::testing::{files_under, forget_queue};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -63,14 +63,14 @@ async fn r1_a_worker_killed_mid_transcription_is_replaced_and_the_job_ends_done_
             service.logs()
         );
         assert_eq!(
-            received_with_id(&to, &format!("minutes-{id}@minutes")),
+            received_with_id(&to, &format!("minutes-{id}-v1@minutes")),
             1,
             "run {run}: one email"
         );
         assert_eq!(mail::received(&to).len(), 1, "run {run}: one email in all");
-        let pdfs = std::fs::read_dir(service.dir.join(format!("store/jobs/{id}")))
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".pdf"))
+        let pdfs = files_under(&service.dir.join(format!("store/jobs/{id}")))
+            .into_iter()
+            .filter(|file| file.ends_with(".pdf"))
             .count();
         assert_eq!(pdfs, 1, "run {run}: one PDF");
         recoveries.push(resumed.as_secs_f64());
@@ -116,7 +116,7 @@ async fn r7_sigterm_finishes_or_hands_back_the_running_job_and_exits_0() {
     assert_eq!(done.state, JobState::Done);
     for id in [first, second, third] {
         assert_eq!(
-            received_with_id(&to, &format!("minutes-{id}@minutes")),
+            received_with_id(&to, &format!("minutes-{id}-v1@minutes")),
             1,
             "one email for {id}"
         );
@@ -141,7 +141,7 @@ async fn r12_a_truncated_recording_fails_clearly_and_the_worker_keeps_serving() 
     let reason = reason.to_string();
     assert_eq!(failed.attempts, 1, "a permanent error is not retried");
     assert_eq!(service.wait_final(good, Duration::from_secs(120)).await.state, JobState::Done);
-    assert_eq!(received_with_id(&to, &format!("failed-{bad}@minutes")), 1, "one failure email");
+    assert_eq!(received_with_id(&to, &format!("failed-{bad}-v1@minutes")), 1, "one failure email");
     let (status, body) = {
         let response =
             service.http.get(format!("{}/api/v1/jobs/{bad}", service.base)).send().await.unwrap();
@@ -240,4 +240,77 @@ async fn cancelling_a_running_job_stops_it_and_sends_nothing() {
     let metrics = service.worker_metrics(0).await;
     assert!(metrics.contains("minutes_worker_jobs_total{outcome=\"lost\"} 1"), "{metrics}");
     service.stop().await;
+}
+
+/// A Redis server of the test's own on a free port, stopped when dropped (so the test can
+/// pause it without touching the other tests' queues).
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by scripts/test)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        OwnRedis { child, url }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// R17 (the Redis part): Redis paused (SIGSTOP) for 20 s while a job runs. The job ends
+/// done once with one email, and the worker, whose queue registration lapsed meanwhile,
+/// registers again and takes the next job (it used to exit: "worker not registered").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_redis_paused_mid_job_the_job_ends_done_once_and_the_worker_keeps_serving() {
+    let redis = OwnRedis::start();
+    let mut service = Service::start_on(Store::Local, redis.url.clone()).await;
+    let worker = service.spawn_worker(&[]);
+    let to = mail::recipient("r17");
+    let id = service.submit("meeting.flac", Some(&to)).await;
+    service.wait_stage(id, "transcribe").await;
+    let paused = Command::new("kill").args(["-STOP", &redis.child.id().to_string()]).status();
+    assert!(paused.is_ok_and(|s| s.success()));
+    // The condition under test is a long pause, not a deadline.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let resumed = Command::new("kill").args(["-CONT", &redis.child.id().to_string()]).status();
+    assert!(resumed.is_ok_and(|s| s.success()));
+    let job = service.wait_final(id, Duration::from_secs(120)).await;
+    assert_eq!((job.state, job.attempts), (JobState::Done, 1), "{}", service.logs());
+    assert_eq!(received_with_id(&to, &format!("minutes-{id}-v1@minutes")), 1);
+    let next = service.submit("formats/hello_s16_16k.wav", None).await;
+    let next = service.wait_final(next, Duration::from_secs(120)).await;
+    assert_eq!(next.state, JobState::Done, "{}", service.logs());
+    assert!(
+        service.workers[worker].child.try_wait().unwrap().is_none(),
+        "the worker is still running\n{}",
+        service.logs()
+    );
+    service.stop().await;
+    drop(redis);
 }

@@ -44,9 +44,36 @@ pub struct JobInfo {
     pub duration_seconds: Option<f64>,
     pub created_at: String,
     pub finished_at: Option<String>,
+    pub current_version: Option<i32>,
+    pub reprocess_failure: Option<minutes_shared::failure::FailureReason>,
+}
+
+/// One version of a job's results as the API shows it (the fields the commands use).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct VersionInfo {
+    pub number: i32,
+    pub current: bool,
+    pub outcome: String,
+    pub from_stage: String,
+    pub requested_by: Option<String>,
+    pub failure: Option<minutes_shared::failure::FailureReason>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VersionList {
+    versions: Vec<VersionInfo>,
 }
 
 impl JobInfo {
+    /// Whether its last run ended without a result: a failed or cancelled job, or a done
+    /// one whose reprocess failed (its earlier version stands).
+    pub fn run_failed(&self) -> bool {
+        matches!(self.state.as_str(), "failed" | "cancelled") || self.reprocess_failure.is_some()
+    }
+
     /// Whether nothing more will happen to it by itself.
     pub fn is_final(&self) -> bool {
         matches!(self.state.as_str(), "done" | "failed" | "cancelled")
@@ -173,6 +200,13 @@ impl Client {
         let body =
             self.send(self.request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"))).await?;
         Ok(serde_json::from_value(body)?)
+    }
+
+    /// The versions of job `id`'s results, newest first.
+    pub async fn versions(&self, id: &str) -> anyhow::Result<Vec<VersionInfo>> {
+        let path = format!("/api/v1/jobs/{id}/versions");
+        let body = self.send(self.request(reqwest::Method::GET, &path)).await?;
+        Ok(serde_json::from_value::<VersionList>(body)?.versions)
     }
 
     /// Jobs matching `selector`, newest first, every page up to its limit.
@@ -374,7 +408,11 @@ pub fn table(jobs: &[JobInfo]) -> String {
             job.duration_seconds.map(clock).unwrap_or_else(|| "-".into()),
             created,
             job.filename,
-            job.failure_reason.as_ref().map(|r| format!("  ({r})")).unwrap_or_default(),
+            match (&job.failure_reason, &job.reprocess_failure) {
+                (Some(reason), _) => format!("  ({reason})"),
+                (None, Some(reason)) => format!("  (reprocess failed: {reason})"),
+                (None, None) => String::new(),
+            },
         ));
     }
     out

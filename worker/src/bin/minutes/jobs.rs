@@ -61,8 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Show { id } => {
             let job = runtime.block_on(client.job(&id))?;
+            let versions = runtime.block_on(client.versions(&id))?;
             if args.api.json {
-                println!("{}", serde_json::to_string_pretty(&job)?);
+                let mut shown = serde_json::to_value(&job)?;
+                shown["versions"] = serde_json::to_value(&versions)?;
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
                 println!("id:        {}", job.id);
                 println!("file:      {}", job.filename);
@@ -80,6 +83,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 println!("finished:  {}", job.finished_at.as_deref().unwrap_or("-"));
                 if let Some(reason) = &job.failure_reason {
                     println!("failed:    {reason}");
+                }
+                if let Some(reason) = &job.reprocess_failure {
+                    println!("reprocess: failed ({reason}); the current version stands");
+                }
+                println!("versions:");
+                for version in &versions {
+                    let failure =
+                        version.failure.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+                    println!(
+                        "  {}{:<3} {:<9} from {:<10} {} by {}{failure}",
+                        if version.current { "*" } else { " " },
+                        version.number,
+                        version.outcome,
+                        version.from_stage,
+                        version.created_at,
+                        version.requested_by.as_deref().unwrap_or("-"),
+                    );
                 }
             }
         }

@@ -188,16 +188,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&ended)?);
     } else {
         print!("{}", table(&ended));
-        let done = ended.iter().filter(|j| j.state == "done").count();
+        let done = ended.iter().filter(|j| j.state == "done" && !j.run_failed()).count();
         println!(
             "{} reprocessed from {}: {done} done, {} failed, {refused} refused{}",
             ended.len(),
             args.from.name(),
-            ended.iter().filter(|j| j.state == "failed").count(),
+            ended.iter().filter(|j| j.run_failed()).count(),
             if args.detach { " (detached: still running)" } else { "" }
         );
     }
-    let failed = ended.iter().filter(|j| j.state == "failed" || j.state == "cancelled").count();
+    let failed = ended.iter().filter(|j| j.run_failed()).count();
     if refused > 0 || (!args.detach && failed > 0) {
         bail!("{failed} job(s) failed, {refused} refused");
     }

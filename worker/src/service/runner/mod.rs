@@ -1,18 +1,26 @@
 //! Runs one leased job through the stages, resuming at the first stage whose artifact is
 //! missing, and says how it ended.
 //!
-//! Artifacts go to deterministic keys (`jobs/{id}/transcript.json`, `minutes.json`,
-//! `minutes.pdf`, ...) and are recorded in the job row under the lease, so a job that is
-//! retried or taken over after a crash redoes only what was not finished. The email is
-//! sent through a send-intent row with a fixed Message-ID and marked sent once the server
+//! A run builds one version of the job's results (its lease names it). Each artifact is
+//! stored under a key of the run's own (`jobs/{id}/v{version}/a{attempt}/minutes.pdf`) and
+//! then recorded in the version's row under the lease, so a job that is retried or taken
+//! over after a crash redoes only what was not finished, and a worker that lost its lease
+//! never overwrites what another stored (the row refuses it, and the object it just wrote
+//! is deleted). The version becomes current when the daemon marks the job done; older
+//! versions beyond `MINUTES_KEEP_VERSIONS` are then pruned ([`tidy_versions`]). The email
+//! is sent through a send-intent row with a fixed Message-ID and marked sent once the server
 //! accepted it, so a retry does not send it twice. Decoding runs in a supervised child
 //! process ([`crate::decoder_process`]); the other CPU-bound stages (transcribe, render) run
 //! on blocking threads; the async runtime only moves bytes and writes rows. The emails are
 //! in `notify`.
 
+mod artifacts;
 mod notify;
 
+pub use artifacts::tidy_versions;
 pub use notify::notify_failure;
+
+use artifacts::{load, load_json, store};
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -24,7 +32,7 @@ use minutes_shared::failure::{FailureCode, FailureReason};
 use minutes_shared::jobs::{Job, JobRepo, Lease, RepoError};
 use minutes_shared::options::SummarizerKind;
 use minutes_shared::stage::{MINUTES_JSON, MINUTES_PDF};
-use minutes_shared::storage::{artifact_key, Storage, StorageError};
+use minutes_shared::storage::{Storage, StorageError};
 use minutes_shared::subtitles::TranscriptFormat;
 use minutes_shared::{Minutes, Transcript};
 
@@ -86,6 +94,11 @@ pub struct RunOptions {
     pub lease: std::time::Duration,
     /// The summarizers a job may choose (`MINUTES_SUMMARIZERS`).
     pub summarizers: minutes_shared::options::SummarizerList,
+    /// Whether the extractive summarizer writes the minutes when the chosen one fails
+    /// (`MINUTES_SUMMARY_FALLBACK`); off, the run fails with `summary_failed`.
+    pub summary_fallback: bool,
+    /// Versions of a job's results kept (`MINUTES_KEEP_VERSIONS`), the current one always.
+    pub keep_versions: u32,
 }
 
 /// How a job attempt ended, when it did not finish.
@@ -131,10 +144,11 @@ pub async fn run(
     reporter: &Reporter,
     stop: &StopFlag,
 ) -> Result<(), JobError> {
-    let has = |name: &str| job.artifacts.get(name).and_then(|v| v.as_str()).is_some();
+    let artifacts = tools.repo.working_artifacts(lease).await?;
+    let key = |name: &str| artifacts.get(name).and_then(|v| v.as_str()).map(String::from);
 
-    let transcript = if has(TRANSCRIPT) {
-        match load(tools, job, TRANSCRIPT).await?.and_then(|b| Transcript::from_json(&b).ok()) {
+    let transcript = if let Some(stored) = key(TRANSCRIPT) {
+        match load(tools, &stored).await?.and_then(|b| Transcript::from_json(&b).ok()) {
             Some(transcript) => transcript,
             None => transcribe(tools, lease, job, reporter, stop).await?,
         }
@@ -143,9 +157,9 @@ pub async fn run(
     };
     check_stop(stop)?;
 
-    let minutes = match has(MINUTES_JSON) {
-        true => load_json::<Minutes>(tools, job, MINUTES_JSON).await?,
-        false => None,
+    let minutes = match key(MINUTES_JSON) {
+        Some(stored) => load_json::<Minutes>(tools, &stored).await?,
+        None => None,
     };
     let minutes = match minutes {
         Some(minutes) => minutes,
@@ -153,9 +167,9 @@ pub async fn run(
     };
     check_stop(stop)?;
 
-    let pdf = match has(MINUTES_PDF) {
-        true => load(tools, job, MINUTES_PDF).await?,
-        false => None,
+    let pdf = match key(MINUTES_PDF) {
+        Some(stored) => load(tools, &stored).await?,
+        None => None,
     };
     let pdf = match pdf {
         Some(pdf) => pdf,
@@ -172,36 +186,6 @@ fn check_stop(stop: &StopFlag) -> Result<(), JobError> {
         Some(reason) => Err(JobError::Stopped(reason)),
         None => Ok(()),
     }
-}
-
-/// The stored artifact `name`, or `None` when the row names it but the store lost it.
-async fn load(tools: &Tools, job: &Job, name: &str) -> Result<Option<Bytes>, JobError> {
-    match tools.storage.get(&artifact_key(job.id, name)).await {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(StorageError::NotFound(_)) => Ok(None),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// The stored artifact `name` parsed; `None` when it is missing or unreadable (made again).
-async fn load_json<T: serde::de::DeserializeOwned>(
-    tools: &Tools,
-    job: &Job,
-    name: &str,
-) -> Result<Option<T>, JobError> {
-    Ok(load(tools, job, name).await?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
-}
-
-async fn store(
-    tools: &Tools,
-    lease: Lease,
-    name: &str,
-    bytes: impl Into<Bytes>,
-) -> Result<(), JobError> {
-    let key = artifact_key(lease.job_id, name);
-    tools.storage.put(&key, bytes.into()).await?;
-    tools.repo.store_artifact(lease, name, &key).await?;
-    Ok(())
 }
 
 /// Counts and logs a stage that ended.
@@ -378,6 +362,17 @@ async fn summarize(
         None => tools.summarizer.as_ref(),
     };
     let Summarized { summary, failure } = summarize_or_fall_back(summarizer, &transcript).await;
+    if let (Some(error), false) = (&failure, tools.options.summary_fallback) {
+        tracing::warn!(job_id = %job.id, stage = "summarize", %error,
+            "the summarizer failed and falling back is off");
+        let message = format!("the summarizer failed: {error}");
+        tools.repo.progress(lease, "summarize", 88.0, &message).await.map_err(JobError::from)?;
+        let wanted = summarizer.describe();
+        return Err(permanent(
+            FailureCode::SummaryFailed,
+            format!("{}: {}", wanted.provider, error.for_people()),
+        ));
+    }
     if let Some(error) = failure {
         // The detail (endpoint, server text) goes to the job's events and the log; the
         // minutes say only that the offline summarizer wrote them and why in general.

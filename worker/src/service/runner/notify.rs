@@ -1,6 +1,7 @@
-//! A job's emails: the minutes once it is done and the failure notice once it failed, each
-//! sent through a send intent with a fixed Message-ID, so a retried or taken-over job never
-//! sends one twice.
+//! A job's emails: the minutes of each version that asked for them and the failure notice
+//! once a first run failed (a failed reprocess sends none: the person still has their
+//! minutes), each sent through a send intent with a fixed Message-ID per version, so a
+//! retried or taken-over job never sends one twice.
 
 use std::path::Path;
 use std::time::Instant;
@@ -53,10 +54,9 @@ pub(super) async fn notify(
         return Ok(());
     }
     let started = Instant::now();
-    let intent = tools
-        .repo
-        .email_intent(job.id, EmailKind::Minutes, &format!("minutes-{}@minutes", job.id), to)
-        .await?;
+    let message_id = format!("minutes-{}-v{}@minutes", job.id, lease.version);
+    let intent =
+        tools.repo.email_intent(job.id, lease.version, EmailKind::Minutes, &message_id, to).await?;
     if intent.is_sent() {
         return Ok(());
     }
@@ -76,12 +76,17 @@ pub(super) async fn notify(
     };
     match outcome {
         Ok(attempts) => {
-            tools.repo.email_outcome(job.id, EmailKind::Minutes, attempts as i32, None).await?;
+            let attempts = attempts as i32;
+            tools
+                .repo
+                .email_outcome(job.id, lease.version, EmailKind::Minutes, attempts, None)
+                .await?;
             stage_finished(tools, "notify", started);
         }
         Err(error) => {
             let reason = error.to_string();
-            tools.repo.email_outcome(job.id, EmailKind::Minutes, 1, Some(&reason)).await?;
+            let version = lease.version;
+            tools.repo.email_outcome(job.id, version, EmailKind::Minutes, 1, Some(&reason)).await?;
             reporter.report("notify", 99.0, format!("the email was not sent: {reason}"));
             tools.metrics.email_failed();
         }
@@ -89,7 +94,8 @@ pub(super) async fn notify(
     Ok(())
 }
 
-/// Sends the failure email of a job that ended `failed`, once.
+/// Sends the failure email of a job whose first run ended `failed`, once. A job with a
+/// current version (a failed reprocess) sends none.
 pub async fn notify_failure(
     tools: &Tools,
     job: &Job,
@@ -98,10 +104,13 @@ pub async fn notify_failure(
     let Some(to) = job.notify_email.as_deref().filter(|to| !to.is_empty()) else {
         return Ok(());
     };
-    let intent = tools
-        .repo
-        .email_intent(job.id, EmailKind::Failure, &format!("failed-{}@minutes", job.id), to)
-        .await?;
+    if job.current_version.is_some() {
+        return Ok(());
+    }
+    let version = job.building_version.unwrap_or(1);
+    let message_id = format!("failed-{}-v{version}@minutes", job.id);
+    let intent =
+        tools.repo.email_intent(job.id, version, EmailKind::Failure, &message_id, to).await?;
     if intent.is_sent() {
         return Ok(());
     }
@@ -120,10 +129,14 @@ pub async fn notify_failure(
     };
     match outcome {
         Ok(attempts) => {
-            tools.repo.email_outcome(job.id, EmailKind::Failure, attempts as i32, None).await
+            tools
+                .repo
+                .email_outcome(job.id, version, EmailKind::Failure, attempts as i32, None)
+                .await
         }
         Err(error) => {
-            tools.repo.email_outcome(job.id, EmailKind::Failure, 1, Some(&error.to_string())).await
+            let error = error.to_string();
+            tools.repo.email_outcome(job.id, version, EmailKind::Failure, 1, Some(&error)).await
         }
     }
 }
