@@ -141,6 +141,7 @@ try {
   await Promise.all([page.waitForURL(jobUrl), page.click("#restore-1")]);
   check((await page.textContent("#version-1 .outcome")) === "current", "Restore makes version 1 current again");
   check((await page.textContent("#downloads-h")).includes("version 1"), "the downloads are version 1's again");
+  check(!(await page.textContent("h1")).includes("revised"), "the page names the meeting as version 1 does");
   const [restored] = await Promise.all([page.waitForEvent("download"), page.click("text=Minutes (PDF)")]);
   const restoredPdf = join(artifacts, "minutes-restored.pdf");
   await restored.saveAs(restoredPdf);

@@ -283,7 +283,18 @@ pub async fn job_page(
         Ok(job) => job,
         Err(error) => return error_page(Some(&viewer), error),
     };
-    let title = job.title.clone().unwrap_or_else(|| job.original_filename.clone());
+    // The current version's minutes name the meeting as its PDF does (a restored version
+    // keeps its own title).
+    let minutes = match job.current_version {
+        Some(_) => minutes_of(&state, &job).await,
+        None => None,
+    };
+    let title = minutes
+        .as_ref()
+        .map(|m| m.title.clone())
+        .filter(|t| !t.is_empty())
+        .or_else(|| job.title.clone())
+        .unwrap_or_else(|| job.original_filename.clone());
     let started = job.started_at.unwrap_or(job.created_at);
     let elapsed = (job.finished_at.unwrap_or_else(chrono::Utc::now) - started).num_milliseconds()
         as f64
@@ -333,8 +344,8 @@ pub async fn job_page(
     // The current version stays downloadable while a reprocess runs, and after one failed.
     if job.current_version.is_some() {
         body += &results::downloads(&state, &viewer, &job);
-        if let Some(minutes) = minutes_of(&state, &job).await {
-            body += &format!(r#"<div class="card minutes">{}</div>"#, minutes_html(&minutes));
+        if let Some(minutes) = &minutes {
+            body += &format!(r#"<div class="card minutes">{}</div>"#, minutes_html(minutes));
         }
     }
     body += &results::history(&state, &viewer, &job).await;

@@ -103,6 +103,8 @@ async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost
     assert_eq!(listed.as_array().unwrap().len(), 10);
     let shown = json_of(&cli(&service, &["jobs", "show", &ids[0], "--json"]));
     assert_eq!(shown["id"], ids[0].as_str());
+    assert_eq!(shown["versions"][0]["number"], 1, "{shown}");
+    assert_eq!(shown["versions"][0]["current"], true);
 
     // --dry-run changes nothing.
     let before = counts(&service).await;
@@ -181,6 +183,10 @@ async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost
         assert!(logged.message.contains("openai"), "{}", logged.message);
     }
     assert_eq!(mail::received(&to).len(), 10, "no new email");
+    let shown = cli(&service, &["jobs", "show", &ids[2]]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("*2") && shown.contains("from summarize"), "{shown}");
+    assert!(shown.contains(" 1   ready"), "version 1 is listed beside the current one:\n{shown}");
 
     // A job whose upload is gone fails alone, with a clear reason; the exit status says so.
     std::fs::remove_file(service.dir.join(format!("store/jobs/{}/upload", ids[0]))).unwrap();

@@ -199,3 +199,38 @@ async fn r4_a_paused_worker_that_resumes_after_losing_its_lease_changes_nothing(
     assert_eq!((job.state, job.current_version), (JobState::Done, Some(1)));
     service.stop().await;
 }
+
+/// Pruning on a real store: with `MINUTES_KEEP_VERSIONS=2`, three reprocesses from render
+/// leave versions 3 and 4 (and, once restored, the current one); the PDFs of the pruned
+/// versions are deleted, the recording and the transcript they shared stay, and what is
+/// left still downloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_versions_are_pruned_without_deleting_what_the_kept_ones_share() {
+    let mut service = Service::start(Store::Local).await;
+    service.spawn_worker(&[("MINUTES_BEAM_SIZE", "1"), ("MINUTES_KEEP_VERSIONS", "2")]);
+    let id = service.submit("formats/hello_s16_16k.wav", None).await;
+    assert_eq!(service.wait_final(id, Duration::from_secs(120)).await.state, JobState::Done);
+    for round in 0..3 {
+        reprocess(&service, id, json!({"from": "render", "title": format!("Round {round}")})).await;
+        let job = service.wait_final(id, Duration::from_secs(120)).await;
+        assert_eq!(job.current_version, Some(round + 2), "{}", service.logs());
+    }
+    let versions: Vec<i32> =
+        service.repo.versions(id).await.unwrap().iter().map(|v| v.number).collect();
+    assert_eq!(versions, [4, 3], "the newest two are kept");
+    let files = files_of(&service, id);
+    assert!(files.iter().all(|f| !f.starts_with("v2/")), "version 2 is gone: {files:?}");
+    let pdfs: Vec<_> = files.iter().filter(|f| f.ends_with("minutes.pdf")).collect();
+    assert_eq!(pdfs.len(), 2, "the PDFs of versions 3 and 4 only: {files:?}");
+    assert!(
+        files.iter().any(|f| f.starts_with("v1/") && f.ends_with("transcript.json")),
+        "version 1's transcript stays: versions 3 and 4 share it: {files:?}"
+    );
+    assert!(!files.iter().any(|f| f.starts_with("v1/") && f.ends_with("minutes.pdf")), "{files:?}");
+    for number in [3, 4] {
+        for file in ["minutes.pdf", "transcript.json", "minutes.json"] {
+            bytes_at(&service, &format!("/api/v1/jobs/{id}/versions/{number}/files/{file}")).await;
+        }
+    }
+    service.stop().await;
+}

@@ -126,6 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }))?;
             let job = runtime.block_on(client.job(&id))?;
+            if let Some(reason) = &job.reprocess_failure {
+                bail!("job {id}: the reprocess failed ({reason}); its earlier minutes stand");
+            }
             if job.state != "done" {
                 bail!("job {id} ended {}", job.state);
             }
