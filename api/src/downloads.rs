@@ -57,7 +57,7 @@ pub const FILES: [File; 6] = [
 ];
 
 /// Downloads one artifact of a job's current version.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/files/{file}",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/files/{file}", operation_id = "download_file",
     params(("id" = Uuid, Path, description = "job id"),
            ("file" = String, Path, description = "minutes.pdf, minutes.json, transcript.txt, transcript.srt, transcript.vtt or transcript.json"),
            ("user" = Option<String>, Query, description = "signed link: the user it was made for"),
@@ -90,7 +90,7 @@ pub async fn download(
 }
 
 /// Downloads one artifact of a version of a job's results.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/versions/{number}/files/{file}",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/versions/{number}/files/{file}", operation_id = "download_version_file",
     params(("id" = Uuid, Path, description = "job id"),
            ("number" = i32, Path, description = "version number"),
            ("file" = String, Path, description = "minutes.pdf, minutes.json, transcript.txt, transcript.srt, transcript.vtt or transcript.json"),

@@ -125,6 +125,7 @@ impl JobView {
 
 /// Query of `GET /api/v1/jobs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only jobs in this state.
     pub state: Option<String>,
@@ -195,7 +196,7 @@ pub fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// Lists jobs, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/jobs", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/jobs", operation_id = "list_jobs", params(ListQuery),
     responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -226,7 +227,7 @@ pub async fn list(
 }
 
 /// Shows one job.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = Uuid, Path, description = "job id")),
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", operation_id = "show_job", params(("id" = Uuid, Path, description = "job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -237,7 +238,7 @@ pub async fn show(
 }
 
 /// Queues a failed or cancelled job again; it resumes at the first missing artifact.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", params(("id" = Uuid, Path, description = "job id")),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", operation_id = "retry_job", params(("id" = Uuid, Path, description = "job id")),
     responses((status = 202, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn retry(
     State(state): State<AppState>,
@@ -258,7 +259,7 @@ pub async fn retry(
 }
 
 /// Cancels a queued or running job (a running one stops at its next chunk).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = Uuid, Path, description = "job id")),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", operation_id = "cancel_job", params(("id" = Uuid, Path, description = "job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -278,7 +279,7 @@ pub async fn cancel(
 
 /// Deletes a job: its row, history and every stored file (a running job is cancelled
 /// first).
-#[utoipa::path(delete, path = "/api/v1/jobs/{id}", params(("id" = Uuid, Path, description = "job id")),
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", operation_id = "delete_job", params(("id" = Uuid, Path, description = "job id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -321,7 +322,7 @@ pub struct ReprocessBody {
 /// artifacts are shared, that stage's and later ones made anew; the current version stays
 /// current (and downloadable) until the new one succeeds, and stays so if it fails
 /// (`reprocess_failure` says why). The job's event log records it with the options used.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/reprocess", params(("id" = Uuid, Path, description = "job id")),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/reprocess", operation_id = "reprocess_job", params(("id" = Uuid, Path, description = "job id")),
     request_body = ReprocessBody,
     responses((status = 202, body = JobView), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

@@ -73,7 +73,7 @@ struct Stored {
 }
 
 /// Uploads a recording and queues a job for it.
-#[utoipa::path(post, path = "/api/v1/jobs",
+#[utoipa::path(post, path = "/api/v1/jobs", operation_id = "create_job",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the same job")),
     responses((status = 202, body = JobView, description = "queued"),

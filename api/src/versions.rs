@@ -123,7 +123,7 @@ pub async fn views(
 }
 
 /// Lists the versions of a job's results, newest first, with their downloads.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/versions", params(("id" = Uuid, Path, description = "job id")),
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/versions", operation_id = "list_versions", params(("id" = Uuid, Path, description = "job id")),
     responses((status = 200, body = VersionList), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -137,7 +137,7 @@ pub async fn list(
 
 /// Makes version `number` current again (the job's downloads, page and email links serve
 /// it); refused while a run is queued or running, and for a version without a result.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/versions/{number}/restore",
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/versions/{number}/restore", operation_id = "restore_version",
     params(("id" = Uuid, Path, description = "job id"), ("number" = i32, Path, description = "version number")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "the job is running, or the version has no result")))]

@@ -42,7 +42,7 @@ pub struct CreateToken {
 }
 
 /// Lists the caller's tokens (revoked ones too), newest first.
-#[utoipa::path(get, path = "/api/v1/tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/tokens", operation_id = "list_tokens", security(("bearer" = [])),
     responses((status = 200, body = [ApiToken]), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -52,7 +52,7 @@ pub async fn list(
 }
 
 /// Makes a token for the caller (signed in, a token, or HTTP Basic email and password).
-#[utoipa::path(post, path = "/api/v1/tokens", security(("bearer" = []), ("basic" = [])),
+#[utoipa::path(post, path = "/api/v1/tokens", operation_id = "create_token", security(("bearer" = []), ("basic" = [])),
     request_body = CreateToken,
     responses((status = 201, body = NewTokenView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
@@ -95,7 +95,7 @@ pub async fn create(
 }
 
 /// Revokes one of the caller's tokens; another user's token id answers 404.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", operation_id = "revoke_token", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "token id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke(
