@@ -197,6 +197,10 @@ async fn r4_a_paused_worker_that_resumes_after_losing_its_lease_changes_nothing(
     assert_eq!(mail::received(&to).len(), 1, "one email");
     let job = service.job(id).await;
     assert_eq!((job.state, job.current_version), (JobState::Done, Some(1)));
+    eprintln!(
+        "R4: the resumed worker dropped the job; {} stored files and the PDF unchanged, 1 email",
+        files.len()
+    );
     service.stop().await;
 }
 
