@@ -13,6 +13,10 @@ use crate::jobs::{JobRepo, PushPolicy};
 use crate::queue::{JobQueue, QueueSettings};
 use crate::storage::{Storage, StorageSettings};
 
+/// The longest the reconciler leaves a job that was never pushed (see
+/// [`ServiceSettings::push_policy`]).
+pub const PUSH_GRACE: Duration = Duration::from_secs(2);
+
 /// Postgres, Redis and object-store settings of a service process.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceSettings {
@@ -128,9 +132,16 @@ impl ServiceSettings {
         self.heartbeat() * self.missed_heartbeats as u32
     }
 
-    /// What the reconciler pushes again, when it runs every `every`.
+    /// What the reconciler pushes again, when it runs every `every`. A job never pushed is
+    /// left alone for at most [`PUSH_GRACE`] (its API pushes it within milliseconds when
+    /// alive), so one whose API died is on the queue within that plus one interval (7 s
+    /// with the default 5 s; the grace used to be a whole interval, 10 s in the worst case,
+    /// at R10's bound).
     pub fn push_policy(&self, every: Duration) -> PushPolicy {
-        PushPolicy { grace: every, stranded_after: Duration::from_secs(self.stranded_secs) }
+        PushPolicy {
+            grace: every.min(PUSH_GRACE),
+            stranded_after: Duration::from_secs(self.stranded_secs),
+        }
     }
 
     /// Connects to Postgres (applying the migrations), the object store and Redis.
