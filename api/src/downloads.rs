@@ -73,12 +73,7 @@ pub async fn download(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let viewer = match link.sig.as_deref() {
-        Some(sig) => signed_viewer(&state, &id, None, &file, &link, sig).await?,
-        None => api_principal(&state, &method, &headers).await?,
-    };
-    let job = find(&state, &viewer, &id).await?;
-    let file = known_file(&file)?;
+    let (job, file) = requested(&state, &id, None, &file, &link, &method, &headers).await?;
     let Some(key) = job.artifacts.get(file.name).and_then(|key| key.as_str()) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -108,12 +103,7 @@ pub async fn download_version(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let number: i32 = number.parse().map_err(|_| no_such_version())?;
-    let viewer = match link.sig.as_deref() {
-        Some(sig) => signed_viewer(&state, &id, Some(number), &file, &link, sig).await?,
-        None => api_principal(&state, &method, &headers).await?,
-    };
-    let job = find(&state, &viewer, &id).await?;
-    let file = known_file(&file)?;
+    let (job, file) = requested(&state, &id, Some(number), &file, &link, &method, &headers).await?;
     let version = state.repo.version(job.id, number).await?.ok_or_else(no_such_version)?;
     let Some(key) = version.artifact(file.name) else {
         return Err(ApiError::new(
@@ -123,6 +113,25 @@ pub async fn download_version(
         ));
     };
     serve(&state, &job, file, key).await
+}
+
+/// The job and file a download names, once its caller is known (by a signed link for that
+/// version and file, or by their own credentials) and may see the job.
+async fn requested(
+    state: &AppState,
+    id: &str,
+    version: Option<i32>,
+    file: &str,
+    link: &LinkQuery,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(Job, &'static File), ApiError> {
+    let viewer = match link.sig.as_deref() {
+        Some(sig) => signed_viewer(state, id, version, file, link, sig).await?,
+        None => api_principal(state, method, headers).await?,
+    };
+    let job = find(state, &viewer, id).await?;
+    Ok((job, known_file(file)?))
 }
 
 /// 404 for a version that does not exist.

@@ -20,6 +20,10 @@ async fn bytes_at(service: &Service, path: &str) -> Vec<u8> {
     response.bytes().await.unwrap().to_vec()
 }
 
+async fn json_at(service: &Service, path: &str) -> Value {
+    serde_json::from_slice(&bytes_at(service, path).await).unwrap()
+}
+
 async fn reprocess(service: &Service, id: Uuid, body: Value) {
     let url = format!("{}/api/v1/jobs/{id}/reprocess", service.base);
     let response = service.http.post(url).json(&body).send().await.unwrap();
@@ -65,15 +69,7 @@ async fn twenty_reprocesses_failing_in_summarize_keep_every_pdf_and_a_good_one_m
         assert!(reason.detail.contains("openai"), "{reason}");
         let served = bytes_at(&service, &format!("/api/v1/jobs/{id}/files/minutes.pdf")).await;
         assert_eq!(Sha256::digest(&served), Sha256::digest(pdf), "the original PDF, byte for byte");
-        let view: Value = service
-            .http
-            .get(format!("{}/api/v1/jobs/{id}", service.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view = json_at(&service, &format!("/api/v1/jobs/{id}")).await;
         assert_eq!(view["reprocess_failure"]["code"], "summary_failed");
         assert_eq!(view["current_version"], 1);
     }
@@ -114,15 +110,7 @@ async fn twenty_reprocesses_failing_in_summarize_keep_every_pdf_and_a_good_one_m
     assert!(second.iter().all(|f| f.ends_with("/minutes.json") || f.ends_with("/minutes.pdf")));
 
     // The history, then version 1 made current again.
-    let history: Value = service
-        .http
-        .get(format!("{}/api/v1/jobs/{id}/versions", service.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = json_at(&service, &format!("/api/v1/jobs/{id}/versions")).await;
     let versions = history["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 2, "{history}");
     assert_eq!(
