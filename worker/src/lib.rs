@@ -5,6 +5,8 @@
 //!   input to output; only the `openai` summarizer talks to a network.
 //! - [`audio`]: decode and resample composed into "file to 16 kHz samples".
 //! - [`decoder_process`]: that decoding run in a supervised child process with limits.
+//! - [`pipeline`]: the stages in order over an artifact store, resuming where a run
+//!   stopped: the one pipeline of the daemon and `minutes process`.
 //! - [`mail`]: the outbox that delivers notification emails (a folder, or SMTP).
 //! - [`models`]: where models and runtimes are installed, and `minutes models install`.
 //! - [`onnx`]: ONNX Runtime, loaded once for every ONNX model.
@@ -21,6 +23,7 @@ pub mod mail;
 pub mod models;
 pub mod onnx;
 pub mod panic_guard;
+pub mod pipeline;
 pub mod service;
 pub mod settings;
 pub mod stages;

@@ -36,6 +36,8 @@ mod decoder_process;
 mod llm;
 #[path = "pipeline/mail.rs"]
 mod mail;
+#[path = "pipeline/process_resume.rs"]
+mod process_resume;
 #[path = "pipeline/recognition.rs"]
 mod recognition;
 #[path = "pipeline/service.rs"]

@@ -40,9 +40,10 @@ use super::http;
 use super::lease_keeper::{LeaseKeeper, Progress, StopFlag, StopReason};
 use super::metrics::{Metrics, Outcome};
 use super::models::Models;
-use super::runner::{self, JobError, RunOptions, Tools};
+use super::runner::{self, RunOptions, Tools};
 use super::settings::WorkerSettings;
 use crate::mail::Outbox;
+use crate::pipeline::PipelineError;
 use crate::settings::{Provider, SummarizerArgs};
 
 /// Why the daemon could not start.
@@ -123,14 +124,14 @@ pub async fn serve(
             .decoder()
             .map_err(|e| DaemonError::Settings(format!("cannot find this program: {e}")))?,
         transcribe: settings.recognition.transcribe_options(),
-        paper: settings.paper,
-        mail_from: settings.mail_from.clone(),
-        attachment_limit: settings.attachment_limit_mb.saturating_mul(1024 * 1024),
+        paper: settings.delivery.paper,
+        mail_from: settings.delivery.mail_from.clone(),
+        attachment_limit: settings.delivery.attachment_limit(),
         public_url: service.public_url.clone(),
         work_dir: settings.work_dir(),
         lease: service.lease(),
         summarizers: service.summarizers.clone(),
-        summary_fallback: settings.summary_fallback,
+        summary_fallback: settings.summarizer.summary_fallback,
         keep_versions: settings.keep_versions,
     };
     let metrics = Arc::new(Metrics::default());
@@ -330,7 +331,7 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
                 Outcome::Lost
             }
         },
-        Err(JobError::Permanent(reason)) => {
+        Err(PipelineError::Permanent(reason)) => {
             tracing::warn!(%reason, "failed");
             match tools.repo.finish(lease, Some(&reason)).await {
                 Ok(_) => {
@@ -342,7 +343,8 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
                 Err(_) => Outcome::Lost,
             }
         }
-        Err(JobError::Transient(reason)) => {
+        Err(PipelineError::Transient(error)) => {
+            let reason = crate::pipeline::with_causes(error.as_ref());
             let delay = daemon.settings.retry_backoff(job.error_retries);
             tracing::warn!(%reason, retry_in_secs = delay.as_secs_f64(), "transient error; retrying");
             match tools.repo.retry_later(lease, &reason, delay, daemon.retry_budget).await {
@@ -357,11 +359,13 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
                 Err(_) => Outcome::Lost,
             }
         }
-        Err(JobError::Stopped(StopReason::Shutdown)) => match tools.repo.release(lease).await {
-            Ok(()) => Outcome::HandedBack,
-            Err(_) => Outcome::Lost,
-        },
-        Err(JobError::Stopped(StopReason::LeaseLost)) => Outcome::Lost,
+        Err(PipelineError::Stopped(StopReason::Shutdown)) => {
+            match tools.repo.release(lease).await {
+                Ok(()) => Outcome::HandedBack,
+                Err(_) => Outcome::Lost,
+            }
+        }
+        Err(PipelineError::Stopped(StopReason::LeaseLost)) => Outcome::Lost,
     };
     tools.metrics.job_ended(outcome);
 }

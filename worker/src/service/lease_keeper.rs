@@ -8,46 +8,13 @@
 //! cancelled, or another worker took it after this one stalled) the keeper raises the
 //! job's stop flag, so the stages stop at their next chunk.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use minutes_shared::jobs::{JobRepo, Lease, RepoError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Why a job was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// The lease is gone: cancelled by a person, or taken over by another worker.
-    LeaseLost,
-    /// This worker is shutting down and the grace period ran out: hand the job back.
-    Shutdown,
-}
-
-/// A job's stop flag, shared by the stages (which poll it) and whoever stops them.
-#[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicU8>);
-
-impl StopFlag {
-    /// Asks the job to stop; the first reason given wins.
-    pub fn raise(&self, reason: StopReason) {
-        let code = match reason {
-            StopReason::LeaseLost => 1,
-            StopReason::Shutdown => 2,
-        };
-        let _ = self.0.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// Why the job should stop, if it should.
-    pub fn reason(&self) -> Option<StopReason> {
-        match self.0.load(Ordering::SeqCst) {
-            1 => Some(StopReason::LeaseLost),
-            2 => Some(StopReason::Shutdown),
-            _ => None,
-        }
-    }
-}
+pub use crate::pipeline::{StopFlag, StopReason};
 
 /// Where a job is: its stage, percent (0 to 100) and a line for people.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,8 +8,7 @@ use std::time::Duration;
 use minutes_shared::settings::ServiceSettings;
 
 use crate::mail::MailSettings;
-use crate::settings::{RecognitionArgs, SummarizerArgs};
-use crate::stages::render::Paper;
+use crate::settings::{DeliveryArgs, RecognitionArgs, SummarizerArgs};
 
 /// Every setting of a worker process; each flag also reads a `MINUTES_*` variable.
 #[derive(Debug, clap::Args)]
@@ -62,38 +61,9 @@ pub struct WorkerSettings {
     /// Folder for recordings being processed (deleted after each job).
     #[arg(long, env = "MINUTES_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
-    /// Where emails go: smtp://user:pass@host:port (STARTTLS), smtps://... (TLS) or
-    /// file:///dir (.eml files).
-    #[arg(
-        long,
-        env = "MINUTES_MAIL_URL",
-        default_value = "file://./data/outbox",
-        hide_env_values = true
-    )]
-    pub mail_url: String,
-    /// A PEM certificate to trust for the SMTP server (a private CA).
-    #[arg(long, env = "MINUTES_MAIL_CA_FILE")]
-    pub mail_ca_file: Option<PathBuf>,
-    /// Tries per email; only temporary failures (4xx, timeouts) are retried.
-    #[arg(long, env = "MINUTES_MAIL_ATTEMPTS", default_value_t = 4)]
-    pub mail_attempts: u32,
-    /// Wait before the first email retry, in milliseconds; doubles each time.
-    #[arg(long, env = "MINUTES_MAIL_BACKOFF_MS", default_value_t = 5000)]
-    pub mail_backoff_ms: u64,
-    /// Sender of notification emails.
-    #[arg(long, env = "MINUTES_MAIL_FROM", default_value = "minutes <minutes@localhost>")]
-    pub mail_from: String,
-    /// PDFs larger than this many MiB are linked, not attached.
-    #[arg(long, env = "MINUTES_ATTACHMENT_LIMIT_MB", default_value_t = 10)]
-    pub attachment_limit_mb: usize,
-    /// Paper size of the PDFs: a4 or letter.
-    #[arg(long, env = "MINUTES_PAPER", default_value = "a4")]
-    pub paper: Paper,
-    /// When the summarizer a job chose fails, write the extractive minutes instead (true)
-    /// or fail the run with `summary_failed` (false; a failed reprocess keeps the earlier
-    /// minutes).
-    #[arg(long, env = "MINUTES_SUMMARY_FALLBACK", default_value_t = true, action = clap::ArgAction::Set)]
-    pub summary_fallback: bool,
+    #[command(flatten)]
+    /// The PDFs' paper and the notification emails.
+    pub delivery: DeliveryArgs,
     /// Versions of a job's results kept; older ones are deleted after a run succeeds,
     /// never the current one.
     #[arg(long, env = "MINUTES_KEEP_VERSIONS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -101,21 +71,9 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// The outbox settings; a relative `file://./dir` is made absolute.
+    /// The outbox settings (by default `file://./data/outbox`, made absolute).
     pub fn mail(&self) -> MailSettings {
-        let url = match self.mail_url.strip_prefix("file://") {
-            Some(rest) if !rest.starts_with('/') => std::path::absolute(rest)
-                .ok()
-                .and_then(|dir| url::Url::from_directory_path(dir).ok())
-                .map_or_else(|| self.mail_url.clone(), |url| url.to_string()),
-            _ => self.mail_url.clone(),
-        };
-        MailSettings {
-            ca_file: self.mail_ca_file.clone(),
-            attempts: self.mail_attempts,
-            backoff: Duration::from_millis(self.mail_backoff_ms),
-            ..MailSettings::new(url)
-        }
+        self.delivery.mail("file://./data/outbox")
     }
 
     /// The folder for recordings in progress.

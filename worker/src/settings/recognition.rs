@@ -174,6 +174,17 @@ impl RecognitionArgs {
         }
     }
 
+    /// What a transcript made with these settings depends on (for `minutes process`
+    /// to tell whether an earlier transcript still fits).
+    pub fn transcript_inputs(&self) -> String {
+        // Threads, lanes and the decoder's limits change how fast, not what is written.
+        let mut inputs = self.clone();
+        (inputs.threads, inputs.lanes) = (0, 0);
+        (inputs.decode_memory_mb, inputs.decode_cpu_secs, inputs.decode_watchdog_secs) = (0, 0, 0);
+        let model = self.model_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
+        format!("{model}|{inputs:?}")
+    }
+
     /// The decoder process this binary runs recordings through, with the limits asked for.
     pub fn decoder(&self) -> std::io::Result<SupervisedDecoder> {
         Ok(SupervisedDecoder {

@@ -61,6 +61,11 @@ pub struct SummarizerArgs {
     /// How the JSON answer is requested.
     #[arg(long, env = "MINUTES_LLM_RESPONSE_FORMAT", default_value = "json-schema")]
     pub llm_response_format: FormatArg,
+    /// When the chosen summarizer fails, write the extractive minutes instead (true) or
+    /// fail with `summary_failed` (false; in the service a failed reprocess keeps the
+    /// earlier minutes).
+    #[arg(long, env = "MINUTES_SUMMARY_FALLBACK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub summary_fallback: bool,
 }
 
 impl SummarizerArgs {

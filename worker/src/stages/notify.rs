@@ -30,6 +30,27 @@ pub struct NotifyOptions {
     pub attachment_limit: usize,
 }
 
+/// Which email of a job a Message-ID names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The minutes are ready.
+    Minutes,
+    /// The job failed.
+    Failure,
+}
+
+/// The one Message-ID scheme of the daemon and the command line: `minutes-{job}-v{n}@minutes`
+/// or `failed-{job}-v{n}@minutes`, `job` being the job id (or, for `minutes process`, the
+/// key of the recording's folder) and `n` the version of its results, so a resend of the
+/// same version carries the same ID and a reprocess a new one.
+pub fn message_id(notice: Notice, job: &str, version: i32) -> String {
+    let kind = match notice {
+        Notice::Minutes => "minutes",
+        Notice::Failure => "failed",
+    };
+    format!("{kind}-{job}-v{version}@minutes")
+}
+
 /// Why the message could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {

@@ -1,31 +1,39 @@
 //! `minutes process FILE...`: recordings to minutes on this machine, no server needed.
 //!
-//! For each file: decode, transcribe, summarize (extractive by default, or an
-//! OpenAI-compatible endpoint), render the PDF, and write `{name}.pdf`, `{name}.minutes.json`
-//! and `{name}.transcript.{txt,srt,vtt,json}` into the output folder. With `--email` the
+//! Each file goes through the one pipeline (`minutes_worker::pipeline`) with a folder of
+//! its own under `OUT/.minutes/` as the artifact store, so a run that was stopped (Ctrl-C,
+//! a crash, a summarizer that never answered) resumes at the first missing artifact when
+//! run again; `--fresh` starts over. The results are then copied out as `{name}.pdf`,
+//! `{name}.minutes.json` and `{name}.transcript.{txt,srt,vtt,json}`. With `--email` the
 //! notification goes to the outbox: by default `{name}.eml` in the output folder, or an
 //! SMTP server with `--mail-url`; a file that fails gets the failure email instead. A file
 //! that fails is reported and the others still run; the exit status says whether any failed.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
-use minutes_shared::subtitles::TranscriptFormat;
-use minutes_worker::mail::{MailSettings, Outbox};
-use minutes_worker::stages::notify::{failure_email, minutes_email, FailureNotice, NotifyOptions};
-use minutes_worker::stages::render::{render_pdf, Paper, RenderOptions};
-use minutes_worker::stages::summarize::{
-    assemble, summarize_or_fall_back, title_from_file_name, MeetingInfo, Summarizer,
+use bytes::Bytes;
+use minutes_shared::failure::FailureCode;
+use minutes_shared::stage::{Stage, MINUTES_JSON, MINUTES_PDF, TRANSCRIPT_ARTIFACTS};
+use minutes_shared::Minutes;
+use minutes_worker::mail::Outbox;
+use minutes_worker::pipeline::{
+    self, recording_key, write_atomically, Control, FolderArtifacts, Inputs, ModelLoader, Notifier,
+    PipelineError, StageInputs, StopFlag,
 };
+use minutes_worker::settings::{DeliveryArgs, RecognitionArgs, SummarizerArgs};
+use minutes_worker::stages::notify::{
+    failure_email, message_id, minutes_email, FailureNotice, Notice, NotifyOptions,
+};
+use minutes_worker::stages::render::RenderOptions;
+use minutes_worker::stages::summarize::{title_from_file_name, MeetingInfo, Summarizer};
 use minutes_worker::stages::transcribe::speech::SpeechDetector;
 use minutes_worker::stages::transcribe::WhisperModel;
 use tokio::runtime::Runtime;
 
-use crate::progress::{seconds, write_atomically, Progress};
-use minutes_worker::settings::RecognitionArgs;
-use minutes_worker::settings::SummarizerArgs;
+use crate::progress::{seconds, Progress};
 
 /// Arguments of `minutes process`.
 #[derive(Debug, clap::Args)]
@@ -42,31 +50,14 @@ pub struct Args {
     /// Meeting date (YYYY-MM-DD, a real calendar day); today by default.
     #[arg(long, env = "MINUTES_DATE", value_parser = calendar_day)]
     date: Option<chrono::NaiveDate>,
-    /// Paper size of the PDF: a4 or letter.
-    #[arg(long, env = "MINUTES_PAPER", default_value = "a4")]
-    paper: Paper,
     /// Send the notification email to this address (by default written as NAME.eml).
     #[arg(long, env = "MINUTES_EMAIL")]
     email: Option<String>,
-    /// Where emails go: file:///dir (default: the output folder),
-    /// smtp://user:pass@host:port (STARTTLS) or smtps://user:pass@host:port (TLS).
-    #[arg(long, env = "MINUTES_MAIL_URL", hide_env_values = true)]
-    mail_url: Option<String>,
-    /// A PEM certificate to trust for the SMTP server (a private CA).
-    #[arg(long, env = "MINUTES_MAIL_CA_FILE")]
-    mail_ca_file: Option<PathBuf>,
-    /// Tries per email; only temporary failures (4xx, timeouts) are retried.
-    #[arg(long, env = "MINUTES_MAIL_ATTEMPTS", default_value_t = 4)]
-    mail_attempts: u32,
-    /// Wait before the first email retry, in milliseconds; doubles each time.
-    #[arg(long, env = "MINUTES_MAIL_BACKOFF_MS", default_value_t = 5000)]
-    mail_backoff_ms: u64,
-    /// Sender of the notification email.
-    #[arg(long, env = "MINUTES_MAIL_FROM", default_value = "minutes <minutes@localhost>")]
-    mail_from: String,
-    /// PDFs larger than this many MiB are not attached to the email.
-    #[arg(long, env = "MINUTES_ATTACHMENT_LIMIT_MB", default_value_t = 10)]
-    attachment_limit_mb: usize,
+    /// Start over: ignore what an earlier run of the same recording left in OUT/.minutes.
+    #[arg(long)]
+    fresh: bool,
+    #[command(flatten)]
+    delivery: DeliveryArgs,
     #[command(flatten)]
     recognition: RecognitionArgs,
     #[command(flatten)]
@@ -75,19 +66,12 @@ pub struct Args {
 
 /// What every recording is processed with.
 struct Tools {
-    model: WhisperModel,
+    model: ModelLoader,
     detector: SpeechDetector,
     summarizer: Box<dyn Summarizer>,
     outbox: Outbox,
     runtime: Runtime,
-}
-
-/// Where each output of one recording went and how long each stage took.
-struct Outcome {
-    pdf: PathBuf,
-    stage_times: Vec<(&'static str, Duration)>,
-    /// Why the email was not delivered (the minutes are written all the same).
-    email_error: Option<String>,
+    bar: Progress,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -95,98 +79,234 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
     let summarizer = args.summarizer.build()?;
-    let outbox = outbox(&args)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let out = std::path::absolute(&args.out)
+        .with_context(|| format!("{}: cannot resolve the output folder", args.out.display()))?;
+    let default_outbox = url::Url::from_directory_path(&out)
+        .map_err(|()| anyhow::anyhow!("{}: not a usable folder", out.display()))?;
+    let outbox = Outbox::new(&args.delivery.mail(default_outbox.as_str()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let bar = Progress::new();
-    bar.stage("loading model");
-    let model = args.recognition.load_model()?;
     let detector = args.recognition.speech_detector()?;
-    let tools = Tools { model, detector, summarizer, outbox, runtime };
+    let bar = Progress::new();
+    let tools = Tools {
+        model: lazy_model(&args.recognition, &bar),
+        detector,
+        summarizer,
+        outbox,
+        runtime,
+        bar,
+    };
     let mut failed = 0;
     for file in &args.files {
-        match process_one(&args, &tools, file, &bar) {
-            Ok(outcome) => {
-                let times: Vec<String> = outcome
-                    .stage_times
-                    .iter()
-                    .map(|(stage, took)| format!("{stage} {}", seconds(*took)))
-                    .collect();
-                bar.println(&format!(
-                    "{}: minutes in {} ({})",
-                    file.display(),
-                    outcome.pdf.display(),
-                    times.join(", ")
-                ));
-                if let Some(error) = outcome.email_error {
-                    failed += 1;
-                    bar.println(&format!(
-                        "minutes: {}: the email was not sent: {error}",
-                        file.display()
-                    ));
-                }
-            }
-            Err(error) => {
-                failed += 1;
-                bar.println(&format!("minutes: {error:#}"));
-                if let Err(mail_error) = notify_failure(&args, &tools, file, &format!("{error:#}"))
-                {
-                    bar.println(&format!(
-                        "minutes: {}: failure email: {mail_error:#}",
-                        file.display()
-                    ));
-                }
-            }
+        if !process_and_report(&args, &tools, file) {
+            failed += 1;
         }
     }
-    bar.finish("");
+    tools.bar.finish("");
     if failed > 0 {
         bail!("{failed} of {} recordings failed", args.files.len());
     }
     Ok(())
 }
 
-/// The outbox `--mail-url` names; by default the output folder.
-fn outbox(args: &Args) -> anyhow::Result<Outbox> {
-    let url = match &args.mail_url {
-        Some(url) => url.clone(),
-        None => {
-            let dir = std::path::absolute(&args.out).with_context(|| {
-                format!("{}: cannot resolve the output folder", args.out.display())
-            })?;
-            url::Url::from_directory_path(&dir)
-                .map_err(|()| anyhow::anyhow!("{}: not a usable folder", dir.display()))?
-                .to_string()
+/// The model, loaded the first time a recording needs transcribing (a run that resumes
+/// every file never loads it).
+fn lazy_model(recognition: &RecognitionArgs, bar: &Progress) -> ModelLoader {
+    let (recognition, bar) = (recognition.clone(), bar.clone());
+    let loaded: Mutex<Option<Arc<WhisperModel>>> = Mutex::new(None);
+    Arc::new(move || {
+        let mut loaded = loaded.lock().map_err(|_| {
+            PipelineError::permanent(FailureCode::InternalError, "the model loader panicked")
+        })?;
+        if let Some(model) = loaded.as_ref() {
+            return Ok(Arc::clone(model));
         }
-    };
-    let settings = MailSettings {
-        ca_file: args.mail_ca_file.clone(),
-        attempts: args.mail_attempts,
-        backoff: Duration::from_millis(args.mail_backoff_ms),
-        ..MailSettings::new(url)
-    };
-    Ok(Outbox::new(&settings)?)
+        bar.stage("loading model");
+        let model = recognition
+            .load_model()
+            .map(Arc::new)
+            .map_err(|e| PipelineError::permanent(FailureCode::ModelUnavailable, e.to_string()))?;
+        *loaded = Some(Arc::clone(&model));
+        Ok(model)
+    })
 }
 
-fn stem_of(file: &Path) -> String {
-    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+/// Processes one file and prints how it went; false when it failed.
+fn process_and_report(args: &Args, tools: &Tools, file: &Path) -> bool {
+    let bar = &tools.bar;
+    match process_one(args, tools, file) {
+        Ok(outcome) => {
+            let mut done: Vec<String> = outcome
+                .stage_times
+                .iter()
+                .map(|(stage, took)| format!("{stage} {}", seconds(*took)))
+                .collect();
+            if !outcome.resumed.is_empty() {
+                let kept: Vec<&str> = outcome.resumed.iter().map(|s| s.as_str()).collect();
+                done.insert(0, format!("kept from the last run: {}", kept.join(", ")));
+            }
+            bar.println(&format!(
+                "{}: minutes in {} ({})",
+                file.display(),
+                outcome.pdf.display(),
+                done.join(", ")
+            ));
+            match outcome.email_problem {
+                Some(error) => {
+                    bar.println(&format!(
+                        "minutes: {}: the email was not sent: {error}",
+                        file.display()
+                    ));
+                    false
+                }
+                None => true,
+            }
+        }
+        Err(error) => {
+            bar.println(&format!("minutes: {error:#}"));
+            if let Err(mail_error) = notify_failure(args, tools, file, &format!("{error:#}")) {
+                bar.println(&format!("minutes: {}: failure email: {mail_error:#}", file.display()));
+            }
+            false
+        }
+    }
 }
 
-fn file_name_of(file: &Path) -> String {
-    file.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| file.display().to_string())
+/// Where the outputs of one recording went and how its run went.
+struct Outcome {
+    pdf: PathBuf,
+    stage_times: Vec<(Stage, Duration)>,
+    resumed: Vec<Stage>,
+    email_problem: Option<String>,
+}
+
+fn process_one(args: &Args, tools: &Tools, file: &Path) -> anyhow::Result<Outcome> {
+    let name = file.display().to_string();
+    if !file.is_file() {
+        bail!("{name}: no such file");
+    }
+    let stem = stem_of(file);
+    let meeting = MeetingInfo {
+        title: args.title.clone().unwrap_or_else(|| title_from_file_name(&stem)),
+        date: args.date.unwrap_or_else(|| chrono::Utc::now().date_naive()).to_string(),
+        source_filename: file_name_of(file),
+    };
+    let summarizer = tools.summarizer.describe();
+    let stage_inputs = StageInputs {
+        transcribe: args.recognition.transcript_inputs(),
+        summarize: format!("{meeting:?}|{summarizer:?}"),
+        render: format!("{:?}", args.delivery.paper),
+    };
+    let store = FolderArtifacts::open(&args.out, file, &stage_inputs, args.fresh)?;
+    let created_unix =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let inputs = Inputs {
+        meeting,
+        decoder: args.recognition.decoder()?,
+        model: Arc::clone(&tools.model),
+        detector: tools.detector.clone(),
+        transcribe: args.recognition.transcribe_options(),
+        summarizer: tools.summarizer.as_ref(),
+        summary_fallback: args.summarizer.summary_fallback,
+        render: RenderOptions { paper: args.delivery.paper, created_unix },
+    };
+    let stage_times = Arc::new(Mutex::new(Vec::new()));
+    let control = bar_control(&tools.bar, &stem, Arc::clone(&stage_times));
+    let notifier = FileNotifier { args, tools, stem: &stem, store: &store };
+    let made = tools.runtime.block_on(pipeline::run(inputs, &store, &notifier, &control)).map_err(
+        |error| match error {
+            PipelineError::Permanent(reason) => anyhow::anyhow!("{name}: {}", reason.detail),
+            error => anyhow::anyhow!("{name}: {}", pipeline::with_causes(&error)),
+        },
+    )?;
+
+    for artifact in TRANSCRIPT_ARTIFACTS {
+        let target = args.out.join(format!("{stem}.{artifact}"));
+        copy_out(&store.path(artifact), &target)?;
+    }
+    copy_out(&store.path(MINUTES_JSON), &args.out.join(format!("{stem}.minutes.json")))?;
+    let pdf = args.out.join(format!("{stem}.pdf"));
+    copy_out(&store.path(MINUTES_PDF), &pdf)?;
+    let stage_times = stage_times.lock().map(|t| t.clone()).unwrap_or_default();
+    Ok(Outcome { pdf, stage_times, resumed: made.resumed, email_problem: made.email_problem })
+}
+
+/// Progress on the terminal bar ("meeting: transcribe"), stage times into `times`.
+fn bar_control(bar: &Progress, stem: &str, times: Arc<Mutex<Vec<(Stage, Duration)>>>) -> Control {
+    let (bar, stem) = (bar.clone(), stem.to_string());
+    let shown: Mutex<Option<Stage>> = Mutex::new(None);
+    Control::new(
+        move |stage, percent, _message| {
+            if let Ok(mut shown) = shown.lock() {
+                if *shown != Some(stage) {
+                    bar.stage(&format!("{stem}: {stage}"));
+                    *shown = Some(stage);
+                }
+            }
+            bar.set(f64::from(percent) / 100.0);
+        },
+        move |stage, took| {
+            if let Ok(mut times) = times.lock() {
+                times.push((stage, took));
+            }
+        },
+        // Ctrl-C ends the process; what was stored stays for the next run.
+        StopFlag::default(),
+    )
+}
+
+/// Copies a finished artifact to its place in the output folder.
+fn copy_out(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(from).with_context(|| format!("{}: cannot read", from.display()))?;
+    write_atomically(to, &bytes).with_context(|| format!("{}: cannot write", to.display()))
+}
+
+/// Sends the minutes email of one recording, when `--email` is set.
+struct FileNotifier<'a> {
+    args: &'a Args,
+    tools: &'a Tools,
+    stem: &'a str,
+    store: &'a FolderArtifacts,
+}
+
+impl Notifier for FileNotifier<'_> {
+    async fn minutes(
+        &self,
+        minutes: &Minutes,
+        pdf: &Bytes,
+        control: &Control,
+    ) -> Result<Option<String>, PipelineError> {
+        let Some(to) = &self.args.email else { return Ok(None) };
+        let started = std::time::Instant::now();
+        control.report(Stage::Notify, 97.0, format!("emailing {to}"));
+        let id = message_id(Notice::Minutes, self.store.key(), self.store.version());
+        let options = notify_options(self.args, to, id);
+        let email = minutes_email(minutes, pdf, &format!("{}.pdf", self.stem), &options)
+            .map_err(|e| PipelineError::permanent(FailureCode::InternalError, e.to_string()))?;
+        let problem = match self.tools.outbox.deliver(&email, self.stem).await {
+            Ok(delivery) if delivery.attempts > 1 => {
+                let line = format!("{}: email delivered on try {}", self.stem, delivery.attempts);
+                self.tools.bar.println(&line);
+                None
+            }
+            Ok(_) => None,
+            Err(error) => Some(error.to_string()),
+        };
+        control.finished(Stage::Notify, started.elapsed());
+        Ok(problem)
+    }
 }
 
 fn notify_options(args: &Args, to: &str, message_id: String) -> NotifyOptions {
     NotifyOptions {
-        from: args.mail_from.clone(),
+        from: args.delivery.mail_from.clone(),
         to: to.to_string(),
         message_id,
         link: None,
-        attachment_limit: args.attachment_limit_mb.saturating_mul(1024 * 1024),
+        attachment_limit: args.delivery.attachment_limit(),
     }
 }
 
@@ -199,114 +319,20 @@ fn notify_failure(args: &Args, tools: &Tools, file: &Path, reason: &str) -> anyh
         source_filename: file_name_of(file),
         reason: reason.to_string(),
     };
-    let message_id =
-        format!("{stem}-failed-{:016x}@minutes", fnv1a(file.display().to_string().as_bytes()));
-    let email = failure_email(&notice, &notify_options(args, to, message_id))?;
+    let id = message_id(Notice::Failure, &recording_key(file), 1);
+    let email = failure_email(&notice, &notify_options(args, to, id))?;
     tools.runtime.block_on(tools.outbox.deliver(&email, &format!("{stem}.failed")))?;
     Ok(())
 }
 
-fn process_one(args: &Args, tools: &Tools, file: &Path, bar: &Progress) -> anyhow::Result<Outcome> {
-    let name = file.display().to_string();
-    if !file.is_file() {
-        bail!("{name}: no such file");
-    }
-    let stem = stem_of(file);
-    let mut stage_times = Vec::new();
-    let mut timed =
-        |stage: &'static str, started: Instant| stage_times.push((stage, started.elapsed()));
-
-    let started = Instant::now();
-    bar.stage(&format!("{stem}: decode"));
-    let audio = args
-        .recognition
-        .decoder()?
-        .load(file, &mut |f| bar.set(f), &|| false)
-        .with_context(|| name.clone())?;
-    timed("decode", started);
-
-    let started = Instant::now();
-    bar.stage(&format!("{stem}: transcribe"));
-    let transcript = tools
-        .model
-        .transcribe(
-            &audio.samples,
-            &tools.detector,
-            &args.recognition.transcribe_options(),
-            &mut |f| {
-                bar.set(f);
-                ControlFlow::Continue(())
-            },
-        )
-        .with_context(|| name.clone())?;
-    timed("transcribe", started);
-
-    let started = Instant::now();
-    bar.stage(&format!("{stem}: summarize"));
-    let info = MeetingInfo {
-        title: args.title.clone().unwrap_or_else(|| title_from_file_name(&stem)),
-        date: args.date.unwrap_or_else(|| chrono::Utc::now().date_naive()).to_string(),
-        source_filename: file_name_of(file),
-    };
-    let summarized =
-        tools.runtime.block_on(summarize_or_fall_back(&*tools.summarizer, &transcript));
-    if let Some(error) = &summarized.failure {
-        bar.println(&format!("{name}: summarized offline instead: {error}"));
-    }
-    let summary = summarized.summary;
-    let minutes = assemble(&info, &transcript, summary.content, summary.info);
-    timed("summarize", started);
-
-    let started = Instant::now();
-    bar.stage(&format!("{stem}: render"));
-    let created_unix =
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let pdf = render_pdf(&minutes, &RenderOptions { paper: args.paper, created_unix })?;
-    timed("render", started);
-
-    let write = |path: PathBuf, bytes: &[u8]| -> anyhow::Result<PathBuf> {
-        write_atomically(&path, bytes)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok(path)
-    };
-    for format in TranscriptFormat::ALL {
-        let path = args.out.join(format!("{stem}.transcript.{}", format.extension()));
-        write(path, format.render(&transcript).as_bytes())?;
-    }
-    let json = serde_json::to_vec_pretty(&minutes).context("cannot serialize the minutes")?;
-    write(args.out.join(format!("{stem}.minutes.json")), &json)?;
-    let pdf_path = write(args.out.join(format!("{stem}.pdf")), &pdf)?;
-    let mut email_error = None;
-    if let Some(to) = &args.email {
-        let started = Instant::now();
-        bar.stage(&format!("{stem}: notify"));
-        let message_id = format!(
-            "{stem}-{:016x}@minutes",
-            fnv1a(format!("{}|{}|{}", info.source_filename, info.date, info.title).as_bytes())
-        );
-        let email = minutes_email(
-            &minutes,
-            &pdf,
-            &format!("{stem}.pdf"),
-            &notify_options(args, to, message_id),
-        )?;
-        match tools.runtime.block_on(tools.outbox.deliver(&email, &stem)) {
-            Ok(delivery) if delivery.attempts > 1 => {
-                bar.println(&format!("{name}: email delivered on try {}", delivery.attempts));
-            }
-            Ok(_) => {}
-            Err(error) => email_error = Some(error.to_string()),
-        }
-        timed("notify", started);
-    }
-    Ok(Outcome { pdf: pdf_path, stage_times, email_error })
+fn stem_of(file: &Path) -> String {
+    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
-/// FNV-1a, 64 bits: a stable fingerprint for the Message-ID (the same recording, date and
-/// title give the same ID, so a re-run is recognisable as a resend).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+
+fn file_name_of(file: &Path) -> String {
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string())
 }
 
 /// `--date`: a day of the calendar, written YYYY-MM-DD.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A bar with a stage name; a no-op when standard error is a pipe or a file.
+#[derive(Clone)]
 pub struct Progress(Option<ProgressBar>);
 
 impl Progress {
@@ -64,12 +65,4 @@ pub fn seconds(duration: Duration) -> String {
     } else {
         format!("{} min {:02} s", (secs / 60.0) as u64, (secs % 60.0) as u64)
     }
-}
-
-/// Writes beside the target and renames, so a reader never sees half a file.
-pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{file_name}.partial"));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
 }

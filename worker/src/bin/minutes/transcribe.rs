@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use minutes_shared::subtitles::TranscriptFormat;
 
-use crate::progress::{write_atomically, Progress};
+use crate::progress::Progress;
+use minutes_worker::pipeline::write_atomically;
 use minutes_worker::settings::RecognitionArgs;
 
 /// Arguments of `minutes transcribe`; every option can also come from the environment.

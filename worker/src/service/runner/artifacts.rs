@@ -4,49 +4,81 @@
 //! the objects no kept version refers to.
 
 use bytes::Bytes;
-use minutes_shared::jobs::{Lease, RepoError};
+use minutes_shared::failure::FailureCode;
+use minutes_shared::jobs::{Job, Lease, RepoError};
 use minutes_shared::storage::{artifact_key, version_prefix, StorageError};
+use serde_json::Value;
 
-use super::{JobError, Tools};
+use super::Tools;
+use crate::pipeline::{Artifacts, LocalRecording, PipelineError};
 
-/// The stored artifact at `key`, or `None` when the row names it but the store lost it.
-pub(super) async fn load(tools: &Tools, key: &str) -> Result<Option<Bytes>, JobError> {
-    match tools.storage.get(key).await {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(StorageError::NotFound(_)) => Ok(None),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// The stored artifact at `key` parsed; `None` when it is missing or unreadable (made
-/// again).
-pub(super) async fn load_json<T: serde::de::DeserializeOwned>(
-    tools: &Tools,
-    key: &str,
-) -> Result<Option<T>, JobError> {
-    Ok(load(tools, key).await?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
-}
-
-/// Stores artifact `name` under the run's own key, then records it in the lease's version.
-/// When the lease is lost in between, the object is deleted again: the key is this run's
-/// alone, so nothing another worker stored is touched.
-pub(super) async fn store(
-    tools: &Tools,
+/// The artifacts of the version a lease builds.
+pub(super) struct JobArtifacts<'a> {
+    tools: &'a Tools,
     lease: Lease,
-    name: &str,
-    bytes: impl Into<Bytes>,
-) -> Result<(), JobError> {
-    let key = artifact_key(lease.job_id, lease.version, lease.attempt, name);
-    tools.storage.put(&key, bytes.into()).await?;
-    if let Err(error) = tools.repo.store_artifact(lease, name, &key).await {
-        if matches!(error, RepoError::LeaseLost(_)) {
-            if let Err(cleanup) = tools.storage.delete(&key).await {
-                tracing::warn!(%cleanup, key, "an artifact stored after the lease was lost stays");
-            }
-        }
-        return Err(error.into());
+    job: &'a Job,
+    /// Name to object key, as the version's row had them when the run started.
+    keys: Value,
+}
+
+impl<'a> JobArtifacts<'a> {
+    /// The store of `lease`'s version.
+    pub(super) async fn open(
+        tools: &'a Tools,
+        lease: Lease,
+        job: &'a Job,
+    ) -> Result<Self, PipelineError> {
+        let keys = tools.repo.working_artifacts(lease).await?;
+        Ok(Self { tools, lease, job, keys })
     }
-    Ok(())
+}
+
+impl Artifacts for JobArtifacts<'_> {
+    async fn recording(&self) -> Result<LocalRecording, PipelineError> {
+        let dir = &self.tools.options.work_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| PipelineError::transient(format!("{}: {e}", dir.display())))?;
+        let local = LocalRecording::copy(dir.join(format!("{}.upload", self.job.id)));
+        match self.tools.storage.download_to(&self.job.source_key, local.path()).await {
+            Ok(_) => Ok(local),
+            Err(StorageError::NotFound(_)) => Err(PipelineError::permanent(
+                FailureCode::UploadMissing,
+                "the uploaded recording is no longer stored",
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn load(&self, name: &str) -> Result<Option<Bytes>, PipelineError> {
+        let Some(key) = self.keys.get(name).and_then(Value::as_str) else { return Ok(None) };
+        match self.tools.storage.get(key).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Stores under the run's own key, then records it in the lease's version. When the
+    /// lease is lost in between, the object is deleted again: the key is this run's alone,
+    /// so nothing another worker stored is touched.
+    async fn store(&self, name: &str, bytes: Bytes) -> Result<(), PipelineError> {
+        let (tools, lease) = (self.tools, self.lease);
+        let key = artifact_key(lease.job_id, lease.version, lease.attempt, name);
+        tools.storage.put(&key, bytes).await?;
+        if let Err(error) = tools.repo.store_artifact(lease, name, &key).await {
+            if matches!(error, RepoError::LeaseLost(_)) {
+                if let Err(cleanup) = tools.storage.delete(&key).await {
+                    tracing::warn!(%cleanup, key, "an artifact stored after the lease was lost stays");
+                }
+            }
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    async fn media(&self, duration: f64, language: Option<&str>) -> Result<(), PipelineError> {
+        Ok(self.tools.repo.set_media(self.lease, duration, language).await?)
+    }
 }
 
 /// After a run made its version current: deletes the versions beyond `keep` (never the

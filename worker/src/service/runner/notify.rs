@@ -6,14 +6,18 @@
 use std::path::Path;
 use std::time::Instant;
 
+use bytes::Bytes;
 use minutes_shared::failure::FailureReason;
 use minutes_shared::jobs::{EmailKind, Job, Lease, RepoError};
+use minutes_shared::stage::Stage;
 use minutes_shared::Minutes;
 
-use super::{meeting_info, stage_finished, JobError, Tools};
+use super::{meeting_info, Tools};
 use crate::mail::MailError;
-use crate::service::lease_keeper::Reporter;
-use crate::stages::notify::{failure_email, minutes_email, FailureNotice, NotifyOptions};
+use crate::pipeline::{Control, Notifier, PipelineError};
+use crate::stages::notify::{
+    failure_email, message_id, minutes_email, FailureNotice, Notice, NotifyOptions,
+};
 
 /// The job page, when the service has a public address.
 fn job_link(tools: &Tools, job: &Job) -> Option<String> {
@@ -35,63 +39,67 @@ fn notify_options(tools: &Tools, job: &Job, to: &str, message_id: String) -> Not
     }
 }
 
-/// Sends the minutes email once: a sent intent is not sent again. A refused or
-/// undeliverable email is recorded on the intent and in the job's message; the minutes
-/// stand.
-pub(super) async fn notify(
-    tools: &Tools,
-    lease: Lease,
-    job: &Job,
-    minutes: &Minutes,
-    pdf: &[u8],
-    reporter: &Reporter,
-) -> Result<(), JobError> {
-    let Some(to) = job.notify_email.as_deref().filter(|to| !to.is_empty()) else {
-        return Ok(());
-    };
-    // Reprocessing sends no new email unless asked to.
-    if job.options.notify == Some(false) {
-        return Ok(());
-    }
-    let started = Instant::now();
-    let message_id = format!("minutes-{}-v{}@minutes", job.id, lease.version);
-    let intent =
-        tools.repo.email_intent(job.id, lease.version, EmailKind::Minutes, &message_id, to).await?;
-    if intent.is_sent() {
-        return Ok(());
-    }
-    reporter.report("notify", 97.0, format!("emailing {to}"));
-    // Sending cannot be taken back: make sure this worker still holds the job (a stale
-    // worker stops here instead of mailing a second copy).
-    tools.repo.heartbeat(lease, tools.options.lease).await?;
-    let email = minutes_email(
-        minutes,
-        pdf,
-        &pdf_file_name(job),
-        &notify_options(tools, job, &intent.recipient, intent.message_id.clone()),
-    );
-    let outcome = match email {
-        Ok(email) => tools.outbox.deliver(&email, &job.id.to_string()).await.map(|d| d.attempts),
-        Err(error) => Err(MailError::Permanent(error.to_string())),
-    };
-    match outcome {
-        Ok(attempts) => {
-            let attempts = attempts as i32;
-            tools
-                .repo
-                .email_outcome(job.id, lease.version, EmailKind::Minutes, attempts, None)
-                .await?;
-            stage_finished(tools, "notify", started);
+/// Sends a leased job's minutes email.
+pub(super) struct JobNotifier<'a> {
+    pub(super) tools: &'a Tools,
+    pub(super) lease: Lease,
+    pub(super) job: &'a Job,
+}
+
+impl Notifier for JobNotifier<'_> {
+    /// Sends the minutes email once: a sent intent is not sent again. A refused or
+    /// undeliverable email is recorded on the intent and in the job's message; the minutes
+    /// stand.
+    async fn minutes(
+        &self,
+        minutes: &Minutes,
+        pdf: &Bytes,
+        control: &Control,
+    ) -> Result<Option<String>, PipelineError> {
+        let Self { tools, lease, job } = *self;
+        let Some(to) = job.notify_email.as_deref().filter(|to| !to.is_empty()) else {
+            return Ok(None);
+        };
+        // Reprocessing sends no new email unless asked to.
+        if job.options.notify == Some(false) {
+            return Ok(None);
         }
-        Err(error) => {
-            let reason = error.to_string();
-            let version = lease.version;
-            tools.repo.email_outcome(job.id, version, EmailKind::Minutes, 1, Some(&reason)).await?;
-            reporter.report("notify", 99.0, format!("the email was not sent: {reason}"));
-            tools.metrics.email_failed();
+        let started = Instant::now();
+        let id = message_id(Notice::Minutes, &job.id.to_string(), lease.version);
+        let repo = &tools.repo;
+        let intent = repo.email_intent(job.id, lease.version, EmailKind::Minutes, &id, to).await?;
+        if intent.is_sent() {
+            return Ok(None);
+        }
+        control.report(Stage::Notify, 97.0, format!("emailing {to}"));
+        // Sending cannot be taken back: make sure this worker still holds the job (a stale
+        // worker stops here instead of mailing a second copy).
+        repo.heartbeat(lease, tools.options.lease).await?;
+        let options = notify_options(tools, job, &intent.recipient, intent.message_id.clone());
+        let outcome = match minutes_email(minutes, pdf, &pdf_file_name(job), &options) {
+            Ok(email) => {
+                tools.outbox.deliver(&email, &job.id.to_string()).await.map(|d| d.attempts)
+            }
+            Err(error) => Err(MailError::Permanent(error.to_string())),
+        };
+        match outcome {
+            Ok(attempts) => {
+                let attempts = attempts as i32;
+                repo.email_outcome(job.id, lease.version, EmailKind::Minutes, attempts, None)
+                    .await?;
+                control.finished(Stage::Notify, started.elapsed());
+                Ok(None)
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                let version = lease.version;
+                repo.email_outcome(job.id, version, EmailKind::Minutes, 1, Some(&reason)).await?;
+                control.report(Stage::Notify, 99.0, format!("the email was not sent: {reason}"));
+                tools.metrics.email_failed();
+                Ok(Some(reason))
+            }
         }
     }
-    Ok(())
 }
 
 /// Sends the failure email of a job whose first run ended `failed`, once. A job with a
@@ -108,9 +116,8 @@ pub async fn notify_failure(
         return Ok(());
     }
     let version = job.building_version.unwrap_or(1);
-    let message_id = format!("failed-{}-v{version}@minutes", job.id);
-    let intent =
-        tools.repo.email_intent(job.id, version, EmailKind::Failure, &message_id, to).await?;
+    let id = message_id(Notice::Failure, &job.id.to_string(), version);
+    let intent = tools.repo.email_intent(job.id, version, EmailKind::Failure, &id, to).await?;
     if intent.is_sent() {
         return Ok(());
     }
