@@ -39,6 +39,36 @@ fn main() {
     }
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    let library_name = library.file_name().map(|n| n.to_string_lossy().into_owned());
+    println!(
+        "cargo:rustc-env=MINUTES_LONG_VERSION={} (commit {}; CTranslate2 {VERSION}, the PyPI \
+         wheel's library {} in {}, CPU kernels chosen at run time)",
+        std::env::var("CARGO_PKG_VERSION").unwrap_or_default(),
+        commit(),
+        library_name.unwrap_or_default(),
+        dir.display()
+    );
+}
+
+/// The checkout's commit (`unknown` outside a git checkout); the build runs again when
+/// the branch moves.
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+        println!("cargo:rerun-if-changed={git_dir}/packed-refs");
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={git_dir}/{branch}");
+        }
+    }
+    git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into())
 }
 
 /// `MINUTES_CTRANSLATE2_DIR`, else `ctranslate2-VERSION` in the data folder.

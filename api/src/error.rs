@@ -5,10 +5,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minutes_shared::accounts::AccountError;
+pub use minutes_shared::api::ErrorBody;
 use minutes_shared::jobs::RepoError;
 use minutes_shared::queue::QueueError;
 use minutes_shared::storage::StorageError;
-use serde::Serialize;
 
 /// An error as the client sees it.
 #[derive(Debug)]
@@ -21,15 +21,6 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait before trying again (`Retry-After`), for 429 and 503.
     pub retry_after: Option<u64>,
-}
-
-/// The JSON body of every error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable code, e.g. `not_found`, `unsupported_media_type`.
-    pub error: String,
-    /// What went wrong, for people.
-    pub message: String,
 }
 
 impl ApiError {

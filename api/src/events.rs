@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::auth::{ApiUser, Principal};
 use crate::error::{ApiError, ErrorBody};
-use crate::jobs::{find, JobView};
+use crate::jobs::find;
 use crate::AppState;
 
 /// How long a stream waits for a notification before looking by itself.
@@ -231,7 +231,7 @@ async fn next_batch(mut cursor: Cursor) -> Option<(Vec<Result<Event, Infallible>
     }
     match cursor.state.repo.get(cursor.id).await {
         Ok(Some(job)) if job.state.is_final() => {
-            if let Ok(event) = Event::default().event("end").json_data(JobView::of(
+            if let Ok(event) = Event::default().event("end").json_data(crate::jobs::job_view(
                 &cursor.state,
                 &cursor.viewer,
                 &job,

@@ -4,122 +4,55 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, TimeZone, Utc};
-use minutes_shared::failure::FailureReason;
 use minutes_shared::jobs::{Job, JobFilter, JobState, Reprocess, ReprocessRequest};
-use minutes_shared::options::{check_language, JobOptions, SummarizerKind};
+use minutes_shared::options::{check_language, JobOptions};
 use minutes_shared::stage::Stage;
 use minutes_shared::storage::job_prefix;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{ApiUser, Principal};
 use crate::downloads::{link_resource, FILES};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::AppState;
+pub use minutes_shared::api::{ErrorBody, JobPage, JobView, Links, ReprocessBody};
 
-/// A job as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct JobView {
-    /// Server-generated id.
-    pub id: Uuid,
-    /// queued, running, done, failed or cancelled.
-    pub state: String,
-    /// upload, decode, transcribe, summarize, render or notify.
-    pub stage: String,
-    /// Of the whole job, 0 to 100.
-    pub percent: f32,
-    /// What it is doing, for people.
-    pub message: String,
-    /// Why it failed (a stable code, a colon, plain words): `failure` as one string.
-    pub failure_reason: Option<String>,
-    /// Why it failed, typed: the code to act on and the detail for people.
-    pub failure: Option<FailureReason>,
-    /// The version of its results that downloads serve (none until a first run succeeds).
-    pub current_version: Option<i32>,
-    /// Why the last reprocess ended without a result; the job stays done on
-    /// `current_version`.
-    pub reprocess_failure: Option<FailureReason>,
-    /// Times a worker took it.
-    pub attempts: i32,
-    /// The uploaded file's name.
-    pub filename: String,
-    /// Media type.
-    pub content_type: String,
-    /// Size of the upload in bytes.
-    pub size_bytes: i64,
-    /// The recording's length in seconds, once decoded.
-    pub duration_seconds: Option<f64>,
-    /// Spoken language, given or detected.
-    pub language: Option<String>,
-    /// Meeting title.
-    pub title: Option<String>,
-    /// Where the notification goes.
-    pub email: Option<String>,
-    /// Upload time.
-    pub created_at: DateTime<Utc>,
-    /// When a worker first took it.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it reached a final state.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-    /// Where to go next.
-    pub links: Links,
-}
-
-/// A job's links.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Links {
-    /// This job.
-    #[serde(rename = "self")]
-    pub this: String,
-    /// Its progress as Server-Sent Events.
-    pub events: String,
-    /// The versions of its results.
-    pub versions: String,
-    /// Downloads that exist now, by file name: signed links that work without
-    /// credentials until they expire (15 minutes by default).
-    pub files: std::collections::BTreeMap<String, String>,
-}
-
-impl JobView {
-    /// The view of `job` for `viewer`, with download links signed for them.
-    pub fn of(state: &AppState, viewer: &Principal, job: &Job) -> Self {
-        let this = format!("/api/v1/jobs/{}", job.id);
-        let files = FILES
-            .iter()
-            .filter(|file| job.artifacts.get(file.name).is_some())
-            .map(|file| (file.name.to_string(), signed_link(state, viewer, job.id, file.name)))
-            .collect();
-        JobView {
-            id: job.id,
-            state: job.state.to_string(),
-            stage: job.stage.clone(),
-            percent: job.percent,
-            message: job.message.clone(),
-            failure_reason: job.failure_reason.as_ref().map(ToString::to_string),
-            failure: job.failure_reason.clone(),
-            current_version: job.current_version,
-            reprocess_failure: job.reprocess_failure.clone(),
-            attempts: job.attempts,
-            filename: job.original_filename.clone(),
-            content_type: job.content_type.clone(),
-            size_bytes: job.size_bytes,
-            duration_seconds: job.media_duration,
-            language: job.language.clone(),
-            title: job.title.clone(),
-            email: job.notify_email.clone(),
-            created_at: job.created_at,
-            started_at: job.started_at,
-            finished_at: job.finished_at,
-            updated_at: job.updated_at,
-            links: Links {
-                events: format!("{this}/events"),
-                versions: format!("{this}/versions"),
-                this,
-                files,
-            },
-        }
+/// The view of `job` for `viewer`, with download links signed for them.
+pub fn job_view(state: &AppState, viewer: &Principal, job: &Job) -> JobView {
+    let this = format!("/api/v1/jobs/{}", job.id);
+    let files = FILES
+        .iter()
+        .filter(|file| job.artifacts.get(file.name).is_some())
+        .map(|file| (file.name.to_string(), signed_link(state, viewer, job.id, file.name)))
+        .collect();
+    JobView {
+        id: job.id,
+        state: job.state,
+        stage: job.stage,
+        percent: job.percent,
+        message: job.message.clone(),
+        failure_reason: job.failure_reason.as_ref().map(ToString::to_string),
+        failure: job.failure_reason.clone(),
+        current_version: job.current_version,
+        reprocess_failure: job.reprocess_failure.clone(),
+        attempts: job.attempts,
+        filename: job.original_filename.clone(),
+        content_type: job.content_type.clone(),
+        size_bytes: job.size_bytes,
+        duration_seconds: job.media_duration,
+        language: job.language.clone(),
+        title: job.title.clone(),
+        email: job.notify_email.clone(),
+        created_at: job.created_at,
+        started_at: job.started_at,
+        finished_at: job.finished_at,
+        updated_at: job.updated_at,
+        links: Links {
+            events: format!("{this}/events"),
+            versions: format!("{this}/versions"),
+            this,
+            files,
+        },
     }
 }
 
@@ -139,15 +72,6 @@ pub struct ListQuery {
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page.
     pub cursor: Option<String>,
-}
-
-/// A page of jobs, newest first.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct JobPage {
-    /// The jobs of this page.
-    pub jobs: Vec<JobView>,
-    /// Cursor of the next page; absent on the last.
-    pub next: Option<String>,
 }
 
 /// A job id from the path; anything else is a 404, like an id that does not exist.
@@ -222,7 +146,7 @@ pub async fn list(
     };
     let jobs = state.repo.list(viewer.scope(), &filter, limit, before).await?;
     let next = (jobs.len() as i64 == limit).then(|| jobs.last().map(cursor_of)).flatten();
-    let jobs = jobs.iter().map(|job| JobView::of(&state, &viewer, job)).collect();
+    let jobs = jobs.iter().map(|job| crate::jobs::job_view(&state, &viewer, job)).collect();
     Ok(Json(JobPage { jobs, next }))
 }
 
@@ -234,7 +158,7 @@ pub async fn show(
     ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(JobView::of(&state, &viewer, &find(&state, &viewer, &id).await?)))
+    Ok(Json(crate::jobs::job_view(&state, &viewer, &find(&state, &viewer, &id).await?)))
 }
 
 /// Queues a failed or cancelled job again; it resumes at the first missing artifact.
@@ -255,7 +179,7 @@ pub async fn retry(
     }
     state.enqueue(job.id).await?;
     let job = find(&state, &viewer, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(JobView::of(&state, &viewer, &job))))
+    Ok((StatusCode::ACCEPTED, Json(crate::jobs::job_view(&state, &viewer, &job))))
 }
 
 /// Cancels a queued or running job (a running one stops at its next chunk).
@@ -274,7 +198,7 @@ pub async fn cancel(
             format!("the job is already {}", job.state),
         ));
     }
-    Ok(Json(JobView::of(&state, &viewer, &find(&state, &viewer, &id).await?)))
+    Ok(Json(crate::jobs::job_view(&state, &viewer, &find(&state, &viewer, &id).await?)))
 }
 
 /// Deletes a job: its row, history and every stored file (a running job is cancelled
@@ -294,28 +218,6 @@ pub async fn delete(
     state.storage.delete_prefix(&job_prefix(job.id)).await?;
     state.repo.delete(job.id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Body of `POST /api/v1/jobs/{id}/reprocess`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReprocessBody {
-    /// The first stage to run again: decode, transcribe, summarize, render or notify.
-    pub from: String,
-    /// Email the new version's minutes (default: no new email).
-    #[serde(default)]
-    pub notify: bool,
-    /// A Whisper model this installation offers (`MINUTES_MODELS`), by name, for this job
-    /// from now on.
-    pub model: Option<String>,
-    /// Spoken language (ISO 639-1).
-    pub language: Option<String>,
-    /// `extractive` or `openai`.
-    pub summarizer: Option<SummarizerKind>,
-    /// Names and jargon to expect, e.g. "Kubernetes, Sarah Chen".
-    pub vocabulary: Option<String>,
-    /// A new meeting title.
-    pub title: Option<String>,
 }
 
 /// Runs a finished job again from a stage, building a new version of its results: earlier
@@ -378,5 +280,5 @@ pub async fn reprocess(
     }
     state.enqueue(id).await?;
     let job = state.repo.get(id).await?.ok_or_else(ApiError::job_not_found)?;
-    Ok((StatusCode::ACCEPTED, Json(JobView::of(&state, &viewer, &job))))
+    Ok((StatusCode::ACCEPTED, Json(crate::jobs::job_view(&state, &viewer, &job))))
 }

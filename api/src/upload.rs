@@ -122,7 +122,7 @@ pub(crate) async fn accept(
     let key = idempotency_key(headers)?.map(|key| format!("{owner}:{key}"));
     if let Some(key) = &key {
         if let Some(job) = state.repo.by_idempotency_key(key).await? {
-            return Ok((JobView::of(state, principal, &job), true));
+            return Ok((crate::jobs::job_view(state, principal, &job), true));
         }
     }
     let max = state.settings.max_upload_bytes;
@@ -204,12 +204,12 @@ pub(crate) async fn accept(
     if !created {
         // Another request with the same key won the race: keep its job, drop our copy.
         discard(state, id, true).await;
-        return Ok((JobView::of(state, principal, &job), true));
+        return Ok((crate::jobs::job_view(state, principal, &job), true));
     }
     state.enqueue(id).await?;
     tracing::info!(job_id = %id, size_bytes = new.size_bytes, "upload queued");
     let job = state.repo.get(id).await?.unwrap_or(job);
-    Ok((JobView::of(state, principal, &job), false))
+    Ok((crate::jobs::job_view(state, principal, &job), false))
 }
 
 /// Removes what an upload stored (when `stored` says bytes may be in the store) and its

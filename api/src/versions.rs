@@ -7,52 +7,16 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
-use minutes_shared::failure::FailureReason;
-use minutes_shared::jobs::{Job, JobVersion, Restore, VersionOutcome};
-use minutes_shared::options::JobOptions;
-use serde::Serialize;
+use chrono::Utc;
+use minutes_shared::jobs::{Job, JobVersion, Restore};
 use uuid::Uuid;
 
 use crate::auth::{ApiUser, Principal};
 use crate::downloads::{link_resource, no_such_version, FILES};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::jobs::{find, JobView};
 use crate::AppState;
-
-/// One version of a job's results as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VersionView {
-    /// 1 for the first run, one more per reprocess that produced a result.
-    pub number: i32,
-    /// Whether downloads of the job serve this one.
-    pub current: bool,
-    /// building, ready, failed or cancelled.
-    pub outcome: VersionOutcome,
-    /// The first stage its run made anew (decode for the first run).
-    pub from_stage: String,
-    /// The options its run was asked with.
-    pub options: JobOptions,
-    /// Who asked for it (their sign-in name), when known.
-    pub requested_by: Option<String>,
-    /// Why its run ended without a result.
-    pub failure: Option<FailureReason>,
-    /// When its run was asked for.
-    pub created_at: DateTime<Utc>,
-    /// When its run ended.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Its downloads, by file name: signed links like the job's.
-    pub files: BTreeMap<String, String>,
-}
-
-/// A job's versions, newest first.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VersionList {
-    /// The version downloads serve, once one exists.
-    pub current_version: Option<i32>,
-    /// Every kept version, newest first.
-    pub versions: Vec<VersionView>,
-}
+pub use minutes_shared::api::{ErrorBody, VersionList, VersionView};
 
 /// A signed download link of `file` of version `number` of job `id`.
 pub fn version_link(
@@ -148,7 +112,7 @@ pub async fn restore(
 ) -> Result<Json<JobView>, ApiError> {
     let job = find(&state, &viewer, &id).await?;
     let job = restore_version(&state, &job, &number).await?;
-    Ok(Json(JobView::of(&state, &viewer, &job)))
+    Ok(Json(crate::jobs::job_view(&state, &viewer, &job)))
 }
 
 /// Restores version `number` (as typed in the path) of `job`; returns the job as it now is.

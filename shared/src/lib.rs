@@ -8,9 +8,11 @@
 //! apalis) and the settings that locate them ([`settings`]), with the models an installation
 //! offers ([`models`]) and the options a job carries ([`options`]); and accounts: users and
 //! password hashes ([`accounts`]), sessions, API tokens and server secrets
-//! ([`credentials`]), and the sign-in throttle ([`throttle`]).
+//! ([`credentials`]), and the sign-in throttle ([`throttle`]); and the JSON shapes the API
+//! serves and the command line reads ([`api`]).
 
 pub mod accounts;
+pub mod api;
 pub mod credentials;
 pub mod failure;
 pub mod jobs;

@@ -1,5 +1,6 @@
 //! The stages of a job, in order, and the artifacts each one stores: what a worker resumes
-//! from and what reprocessing `--from` a stage throws away.
+//! from and what reprocessing `--from` a stage throws away; and [`JobStage`], where a job
+//! is (the upload, then one of the stages), as stored and served.
 
 use std::fmt;
 use std::str::FromStr;
@@ -66,7 +67,8 @@ impl Stage {
 
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so widths in format strings (tables) apply.
+        f.pad(self.as_str())
     }
 }
 
@@ -83,6 +85,98 @@ impl FromStr for Stage {
     }
 }
 
+/// Where a job is: its upload, then the stage running or last run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum JobStage {
+    /// Uploaded, not yet taken by a worker.
+    Upload,
+    /// Audio decoding.
+    Decode,
+    /// Speech recognition.
+    Transcribe,
+    /// The minutes' content.
+    Summarize,
+    /// The PDF.
+    Render,
+    /// The email.
+    Notify,
+}
+
+impl JobStage {
+    /// Every value, in order.
+    pub const ALL: [JobStage; 6] = [
+        JobStage::Upload,
+        JobStage::Decode,
+        JobStage::Transcribe,
+        JobStage::Summarize,
+        JobStage::Render,
+        JobStage::Notify,
+    ];
+
+    /// The name stored and served.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStage::Upload => "upload",
+            JobStage::Decode => "decode",
+            JobStage::Transcribe => "transcribe",
+            JobStage::Summarize => "summarize",
+            JobStage::Render => "render",
+            JobStage::Notify => "notify",
+        }
+    }
+}
+
+impl From<Stage> for JobStage {
+    fn from(stage: Stage) -> Self {
+        match stage {
+            Stage::Decode => JobStage::Decode,
+            Stage::Transcribe => JobStage::Transcribe,
+            Stage::Summarize => JobStage::Summarize,
+            Stage::Render => JobStage::Render,
+            Stage::Notify => JobStage::Notify,
+        }
+    }
+}
+
+impl fmt::Display for JobStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so widths in format strings (tables) apply.
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for JobStage {
+    type Err = UnknownStage;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        JobStage::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownStage(text.into()))
+    }
+}
+
+// Stored as text, so the enum decodes from and encodes to text; a row with another value
+// is an error, never a guess.
+impl sqlx::Type<sqlx::Postgres> for JobStage {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for JobStage {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Ok(text.parse()?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +190,11 @@ mod tests {
         assert_eq!(Stage::Transcribe.artifacts_from().len(), 6);
         assert_eq!("render".parse(), Ok(Stage::Render));
         assert!("upload".parse::<Stage>().is_err());
+        assert_eq!("upload".parse(), Ok(JobStage::Upload));
+        assert_eq!(JobStage::from(Stage::Render).as_str(), "render");
+        assert!("reprocess".parse::<JobStage>().is_err());
+        // Bug fixed: the CLI's job table pads these; Display ignored widths.
+        assert_eq!(format!("{:<11}|", JobStage::Render), "render     |");
+        assert_eq!(format!("{:<6}|", crate::jobs::JobState::Done), "done  |");
     }
 }

@@ -34,6 +34,8 @@ mod compose;
 mod decoder_process;
 #[path = "pipeline/llm.rs"]
 mod llm;
+#[path = "pipeline/long_jobs.rs"]
+mod long_jobs;
 #[path = "pipeline/mail.rs"]
 mod mail;
 #[path = "pipeline/process_resume.rs"]

@@ -22,6 +22,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use minutes_shared::jobs::{Job, JobFilter, JobState};
+use minutes_shared::stage::JobStage;
 use minutes_shared::subtitles::clock as stamp;
 use minutes_shared::Minutes;
 use serde::Deserialize;
@@ -37,13 +38,13 @@ use html::{clock, csrf_field, escape, page, size};
 const EXTENSIONS: &str = ".wav,.flac,.ogg,.oga,.opus,.mp3,.aac,.m4a,.mp4,.mov,.m4v,.webm,.mkv,.mka";
 
 /// The timeline, in order: (stage name in the job, label on the page).
-const TIMELINE: [(&str, &str); 6] = [
-    ("upload", "Upload"),
-    ("decode", "Decode"),
-    ("transcribe", "Transcribe"),
-    ("summarize", "Summarize"),
-    ("render", "PDF"),
-    ("notify", "Email"),
+const TIMELINE: [(JobStage, &str); 6] = [
+    (JobStage::Upload, "Upload"),
+    (JobStage::Decode, "Decode"),
+    (JobStage::Transcribe, "Transcribe"),
+    (JobStage::Summarize, "Summarize"),
+    (JobStage::Render, "PDF"),
+    (JobStage::Notify, "Email"),
 ];
 
 /// Languages offered on the upload page (ISO 639-1 code, name).
@@ -151,12 +152,12 @@ pub fn error_page(viewer: Option<&Principal>, error: ApiError) -> Response {
     response
 }
 
-fn stage_index(stage: &str) -> usize {
-    TIMELINE.iter().position(|(name, _)| *name == stage).unwrap_or(0)
+fn stage_index(stage: JobStage) -> usize {
+    TIMELINE.iter().position(|(step, _)| *step == stage).unwrap_or(0)
 }
 
 fn timeline(job: &Job) -> String {
-    let current = stage_index(&job.stage);
+    let current = stage_index(job.stage);
     TIMELINE
         .iter()
         .enumerate()

@@ -2,6 +2,7 @@
 //! graceful shutdown waited for them forever), and no more than a user's cap at once.
 
 use futures_util::StreamExt;
+use minutes_shared::stage::Stage;
 
 use super::*;
 
@@ -129,9 +130,11 @@ async fn progress_streams_as_server_sent_events_until_the_job_ends() {
         else {
             panic!("claimable")
         };
-        for (stage, percent) in [("decode", 5.0), ("transcribe", 50.0), ("render", 95.0)] {
+        for (stage, percent) in
+            [(Stage::Decode, 5.0), (Stage::Transcribe, 50.0), (Stage::Render, 95.0)]
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            repo.progress(lease, stage, percent, stage).await.unwrap();
+            repo.progress(lease, stage, percent, stage.as_str()).await.unwrap();
         }
         repo.finish(lease, None).await.unwrap();
     });

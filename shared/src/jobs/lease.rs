@@ -1,6 +1,7 @@
 //! A worker's writes while it holds a job: every one names the [`Lease`] and changes
 //! nothing once the lease is lost (another worker took the job, or it was cancelled).
 
+use crate::stage::Stage;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -43,11 +44,12 @@ impl JobRepo {
     pub async fn progress(
         &self,
         lease: Lease,
-        stage: &str,
+        stage: Stage,
         percent: f32,
         message: &str,
     ) -> Result<(), RepoError> {
         let percent = percent.clamp(0.0, 100.0);
+        let stage = stage.as_str();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query!(
             r#"UPDATE jobs SET stage = $3, percent = $4, message = $5, updated_at = now()

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::failure::FailureReason;
 use crate::options::JobOptions;
+use crate::stage::JobStage;
 
 mod allowance;
 mod email;
@@ -50,6 +51,7 @@ pub const EVENTS_CHANNEL: &str = "job_events";
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Waiting for a worker.
@@ -93,7 +95,8 @@ impl JobState {
 
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so widths in format strings (tables) apply.
+        f.pad(self.as_str())
     }
 }
 
@@ -138,8 +141,8 @@ pub struct Job {
     pub id: Uuid,
     /// Where it is in its life.
     pub state: JobState,
-    /// The stage running or last run.
-    pub stage: String,
+    /// The upload, or the stage running or last run.
+    pub stage: JobStage,
     /// Progress of the whole job, 0 to 100.
     pub percent: f32,
     /// What it is doing, for people.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{Job, JobRepo, JobState, RepoError, Scope};
 use crate::failure::FailureReason;
 use crate::options::JobOptions;
+use crate::stage::JobStage;
 
 /// Which jobs a listing returns.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,7 +66,7 @@ impl JobRepo {
     pub async fn get(&self, id: Uuid) -> Result<Option<Job>, RepoError> {
         Ok(sqlx::query_as!(
             Job,
-            r#"SELECT id, state AS "state: JobState", stage, percent, message,
+            r#"SELECT id, state AS "state: JobState", stage AS "stage: JobStage", percent, message,
                       failure_reason AS "failure_reason: FailureReason",
                       attempts, crash_count, error_retries, worker_name, lease_expires_at,
                       source_key, original_filename, content_type, size_bytes, media_duration,
@@ -93,7 +94,7 @@ impl JobRepo {
         let (before_at, before_id) = before.unzip();
         Ok(sqlx::query_as!(
             Job,
-            r#"SELECT id, state AS "state: JobState", stage, percent, message,
+            r#"SELECT id, state AS "state: JobState", stage AS "stage: JobStage", percent, message,
                       failure_reason AS "failure_reason: FailureReason",
                       attempts, crash_count, error_retries, worker_name, lease_expires_at,
                       source_key, original_filename, content_type, size_bytes, media_duration,

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ use crate::failure::FailureReason;
 use crate::options::JobOptions;
 
 /// Where a version is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum VersionOutcome {
@@ -44,6 +44,13 @@ impl VersionOutcome {
             VersionOutcome::Failed => "failed",
             VersionOutcome::Cancelled => "cancelled",
         }
+    }
+}
+
+impl std::fmt::Display for VersionOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so widths in format strings (tables) apply.
+        f.pad(self.as_str())
     }
 }
 

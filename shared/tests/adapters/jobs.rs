@@ -88,7 +88,7 @@ async fn one_idempotency_key_gives_one_job() {
     let (other, _) = db.repo.create(&new_job(None)).await.expect("create");
     assert_ne!(other.id, first.id);
     assert_eq!(first.state, JobState::Queued);
-    assert_eq!(first.stage, "upload");
+    assert_eq!(first.stage, minutes_shared::stage::JobStage::Upload);
     db.drop_database().await;
 }
 
@@ -112,9 +112,9 @@ async fn a_stale_worker_changes_nothing_once_another_holds_the_lease() {
     assert_eq!((taken.attempts, taken.crash_count), (2, 1));
     assert_eq!(taken.worker_name.as_deref(), Some("worker-b"));
 
-    let stale_write = db.repo.progress(stale, "transcribe", 40.0, "stale").await;
+    let stale_write = db.repo.progress(stale, Stage::Transcribe, 40.0, "stale").await;
     assert!(matches!(stale_write, Err(RepoError::LeaseLost(id)) if id == job.id));
-    db.repo.progress(fresh, "transcribe", 50.0, "half way").await.expect("fresh lease writes");
+    db.repo.progress(fresh, Stage::Transcribe, 50.0, "half way").await.expect("fresh lease writes");
     db.repo.finish(fresh, None).await.expect("finish");
     let late = FailureReason::new(FailureCode::InternalError, "late");
     assert!(matches!(db.repo.finish(stale, Some(&late)).await, Err(RepoError::LeaseLost(_))));
@@ -165,8 +165,8 @@ async fn progress_is_logged_and_notified() {
     let Claim::Leased(lease, _) = db.repo.claim(job.id, "w", LEASE, 3).await.expect("claim") else {
         panic!("claimable")
     };
-    db.repo.progress(lease, "decode", 5.0, "decoding").await.expect("progress");
-    db.repo.progress(lease, "transcribe", 250.0, "too much").await.expect("progress");
+    db.repo.progress(lease, Stage::Decode, 5.0, "decoding").await.expect("progress");
+    db.repo.progress(lease, Stage::Transcribe, 250.0, "too much").await.expect("progress");
     let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
         .await
         .expect("a notification within 5 s")

@@ -22,6 +22,7 @@
 //! Shutdown (SIGTERM or SIGINT): fetch nothing new, give running jobs the grace period to
 //! finish, then stop them at their next chunk and hand them back to the queue; exit 0.
 
+use minutes_shared::stage::Stage;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -309,7 +310,11 @@ async fn run_leased(daemon: &Daemon, lease: Lease, job: Job) {
         daemon.heartbeat,
         daemon.lease,
         stop.clone(),
-        Progress { stage: "decode", percent: 0.0, message: format!("started by {}", daemon.name) },
+        Progress {
+            stage: Stage::Decode,
+            percent: 0.0,
+            message: format!("started by {}", daemon.name),
+        },
     );
     let reporter = keeper.reporter();
     tracing::info!(worker = %daemon.name, "started");

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use minutes_shared::jobs::{JobRepo, Lease, RepoError};
+use minutes_shared::stage::Stage;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -19,8 +20,8 @@ pub use crate::pipeline::{StopFlag, StopReason};
 /// Where a job is: its stage, percent (0 to 100) and a line for people.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
-    /// upload, decode, transcribe, summarize, render or notify.
-    pub stage: &'static str,
+    /// The stage it is at.
+    pub stage: Stage,
     /// Of the whole job.
     pub percent: f32,
     /// What it is doing.
@@ -35,7 +36,7 @@ pub struct Reporter {
 
 impl Reporter {
     /// Reports progress; never blocks.
-    pub fn report(&self, stage: &'static str, percent: f32, message: impl Into<String>) {
+    pub fn report(&self, stage: Stage, percent: f32, message: impl Into<String>) {
         let _ = self.sender.send(Progress { stage, percent, message: message.into() });
     }
 }
@@ -145,23 +146,28 @@ fn check(outcome: Result<(), RepoError>, stop: &StopFlag) -> Result<(), ()> {
 mod tests {
     use super::*;
 
-    fn report(stage: &'static str, percent: f32) -> Progress {
+    fn report(stage: Stage, percent: f32) -> Progress {
         Progress { stage, percent, message: String::new() }
     }
 
     #[test]
     fn fast_stages_keep_their_last_report_each() {
         let kept = last_of_each_stage(vec![
-            report("transcribe", 50.0),
-            report("transcribe", 85.0),
-            report("summarize", 86.0),
-            report("render", 93.0),
-            report("notify", 97.0),
+            report(Stage::Transcribe, 50.0),
+            report(Stage::Transcribe, 85.0),
+            report(Stage::Summarize, 86.0),
+            report(Stage::Render, 93.0),
+            report(Stage::Notify, 97.0),
         ]);
         let stages: Vec<_> = kept.iter().map(|p| (p.stage, p.percent)).collect();
         assert_eq!(
             stages,
-            [("transcribe", 85.0), ("summarize", 86.0), ("render", 93.0), ("notify", 97.0)]
+            [
+                (Stage::Transcribe, 85.0),
+                (Stage::Summarize, 86.0),
+                (Stage::Render, 93.0),
+                (Stage::Notify, 97.0)
+            ]
         );
     }
 }

@@ -226,6 +226,30 @@ async fn submit_a_folder_then_reprocess_with_another_provider_dry_run_and_a_lost
     let again = service.job(ids[0].parse().unwrap()).await;
     assert_eq!((again.state, again.current_version), (JobState::Done, Some(2)));
 
+    // Issue 14: the CLI fetches a job's file and deletes jobs. The PDF it saves is the one
+    // the API serves; an unknown file is a clear error that writes nothing; a deleted job
+    // is gone from the API and the store.
+    let saved = service.dir.join("saved-minutes.pdf");
+    let fetched = cli(&service, &["jobs", "download", &ids[3], "--out", saved.to_str().unwrap()]);
+    assert!(fetched.status.success(), "{}", String::from_utf8_lossy(&fetched.stderr));
+    assert_eq!(std::fs::read(&saved).unwrap(), download(&service, &ids[3], "minutes.pdf").await);
+    let nothing = service.dir.join("nothing.bin");
+    let unknown = cli(
+        &service,
+        &["jobs", "download", &ids[3], "--file", "secrets.txt", "--out", nothing.to_str().unwrap()],
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("secrets.txt"));
+    assert!(!nothing.exists(), "a refused download writes nothing");
+    let deleted = cli(&service, &["jobs", "delete", &ids[4], "not-a-job"]);
+    assert!(!deleted.status.success(), "one of the two was not a job");
+    let deleted_err = String::from_utf8_lossy(&deleted.stderr);
+    assert!(deleted_err.contains(&format!("deleted {}", ids[4])), "{deleted_err}");
+    assert!(deleted_err.contains("1 of 2 jobs not deleted"), "{deleted_err}");
+    let gone = cli(&service, &["jobs", "show", &ids[4]]);
+    assert!(!gone.status.success());
+    assert!(!service.dir.join(format!("store/jobs/{}", ids[4])).exists(), "its files are gone");
+
     // Selecting nothing is not an error, but says so.
     let none =
         cli(&service, &["reprocess", "--filename", "nothing-like-this*", "--from", "render"]);

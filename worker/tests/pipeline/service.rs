@@ -14,6 +14,7 @@ use minutes_api::Application;
 use minutes_shared::accounts::Role;
 use minutes_shared::jobs::{Job, JobRepo, JobState};
 use minutes_shared::settings::ServiceSettings;
+use minutes_shared::stage::JobStage;
 use minutes_shared::testing::{add_user, files_under, queue_name, redis_url, TestDatabase};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
@@ -323,7 +324,7 @@ impl Service {
     }
 
     /// Waits until the running job is at `stage`.
-    pub(super) async fn wait_stage(&self, id: Uuid, stage: &str) {
+    pub(super) async fn wait_stage(&self, id: Uuid, stage: JobStage) {
         let started = Instant::now();
         loop {
             let job = self.job(id).await;

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use minutes_shared::jobs::JobState;
+use minutes_shared::stage::JobStage;
 use minutes_shared::testing::{files_under, forget_queue};
 use serde_json::Value;
 use uuid::Uuid;
@@ -30,7 +31,7 @@ async fn r1_a_worker_killed_mid_transcription_is_replaced_and_the_job_ends_done_
         let started = Instant::now();
         let victim = loop {
             let job = service.job(id).await;
-            if job.state == JobState::Running && job.stage == "transcribe" {
+            if job.state == JobState::Running && job.stage == JobStage::Transcribe {
                 break job.worker_name.expect("a worker holds it");
             }
             assert!(started.elapsed() < Duration::from_secs(120), "never transcribing");
@@ -92,7 +93,7 @@ async fn r7_sigterm_finishes_or_hands_back_the_running_job_and_exits_0() {
     let to = mail::recipient("r7");
     let first = service.submit("meeting.flac", Some(&to)).await;
     let second = service.submit("formats/hello_s16_16k.wav", Some(&to)).await;
-    service.wait_stage(first, "transcribe").await;
+    service.wait_stage(first, JobStage::Transcribe).await;
     signal(&service.workers[patient].child, "TERM");
     let status = service.workers[patient].child.wait().expect("exit status");
     assert!(status.success(), "exit 0: {status:?}\n{}", service.logs());
@@ -105,7 +106,7 @@ async fn r7_sigterm_finishes_or_hands_back_the_running_job_and_exits_0() {
     let hasty = service.spawn_worker(&[("MINUTES_SHUTDOWN_GRACE_SECS", "0")]);
     let third = service.submit("meeting.flac", Some(&to)).await;
     service.wait_final(second, Duration::from_secs(120)).await;
-    service.wait_stage(third, "transcribe").await;
+    service.wait_stage(third, JobStage::Transcribe).await;
     signal(&service.workers[hasty].child, "TERM");
     let status = service.workers[hasty].child.wait().expect("exit status");
     assert!(status.success(), "exit 0: {status:?}\n{}", service.logs());
@@ -221,7 +222,7 @@ async fn cancelling_a_running_job_stops_it_and_sends_nothing() {
     let to = mail::recipient("cancel");
     let id = service.submit("meeting.flac", Some(&to)).await;
     let next = service.submit("formats/hello_s16_16k.wav", None).await;
-    service.wait_stage(id, "transcribe").await;
+    service.wait_stage(id, JobStage::Transcribe).await;
     let response = service
         .http
         .post(format!("{}/api/v1/jobs/{id}/cancel", service.base))
@@ -298,7 +299,7 @@ async fn r17_redis_paused_mid_job_the_job_ends_done_once_and_the_worker_keeps_se
     let worker = service.spawn_worker(&[]);
     let to = mail::recipient("r17");
     let id = service.submit("meeting.flac", Some(&to)).await;
-    service.wait_stage(id, "transcribe").await;
+    service.wait_stage(id, JobStage::Transcribe).await;
     let paused_at = Instant::now();
     let paused = Command::new("kill").args(["-STOP", &redis.child.id().to_string()]).status();
     assert!(paused.is_ok_and(|s| s.success()));

@@ -4,6 +4,7 @@
 
 use minutes_shared::failure::FailureCode;
 use minutes_shared::jobs::JobState;
+use minutes_shared::stage::JobStage;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -148,7 +149,7 @@ async fn r4_a_paused_worker_that_resumes_after_losing_its_lease_changes_nothing(
     let first = service.spawn_worker(&[]);
     let to = mail::recipient("r4");
     let id = service.submit("meeting.flac", Some(&to)).await;
-    service.wait_stage(id, "transcribe").await;
+    service.wait_stage(id, JobStage::Transcribe).await;
     signal(&service.workers[first].child, "STOP");
     let second = service.spawn_worker(&[]);
     let job = service.wait_final(id, Duration::from_secs(300)).await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Serialize};
+pub use minutes_shared::api::{JobPage, JobView, ReprocessBody, VersionList, VersionView};
 use serde_json::Value;
 
 /// Where the API is; the token comes from the environment so it stays out of process lists.
@@ -26,58 +26,6 @@ pub struct ApiArgs {
     /// Print JSON instead of tables (for scripts).
     #[arg(long, env = "MINUTES_JSON", global = true)]
     pub json: bool,
-}
-
-/// A job as the API shows it (the fields the commands use).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct JobInfo {
-    pub id: String,
-    pub state: String,
-    pub stage: String,
-    pub percent: f64,
-    pub message: String,
-    pub failure_reason: Option<String>,
-    pub attempts: i64,
-    pub filename: String,
-    pub title: Option<String>,
-    pub duration_seconds: Option<f64>,
-    pub created_at: String,
-    pub finished_at: Option<String>,
-    pub current_version: Option<i32>,
-    pub reprocess_failure: Option<minutes_shared::failure::FailureReason>,
-}
-
-/// One version of a job's results as the API shows it (the fields the commands use).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct VersionInfo {
-    pub number: i32,
-    pub current: bool,
-    pub outcome: String,
-    pub from_stage: String,
-    pub requested_by: Option<String>,
-    pub failure: Option<minutes_shared::failure::FailureReason>,
-    pub created_at: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct VersionList {
-    versions: Vec<VersionInfo>,
-}
-
-impl JobInfo {
-    /// Whether its last run ended without a result: a failed or cancelled job, or a done
-    /// one whose reprocess failed (its earlier version stands).
-    pub fn run_failed(&self) -> bool {
-        matches!(self.state.as_str(), "failed" | "cancelled") || self.reprocess_failure.is_some()
-    }
-
-    /// Whether nothing more will happen to it by itself.
-    pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
-    }
 }
 
 /// Which jobs to list.
@@ -154,10 +102,58 @@ impl Client {
             );
         }
         if !status.is_success() {
-            let message = body["message"].as_str().unwrap_or("no details");
-            bail!("{} ({status})", message);
+            bail!("{} ({status})", error_message(body));
         }
         Ok(body)
+    }
+
+    /// Downloads `file` of job `id` into `target` (written beside it, then renamed, so a
+    /// failed download leaves nothing half-written); returns the bytes written.
+    pub async fn download(&self, id: &str, file: &str, target: &Path) -> anyhow::Result<u64> {
+        let path = format!("/api/v1/jobs/{id}/files/{file}");
+        let response = self
+            .request(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            bail!("{file}: {} ({status})", error_message(body));
+        }
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let partial = target.with_file_name(format!(".{name}.partial"));
+        let written = async {
+            use tokio::io::AsyncWriteExt as _;
+            let mut out = tokio::fs::File::create(&partial).await?;
+            let mut stream = response.bytes_stream();
+            let mut written = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                out.write_all(&chunk).await?;
+                written += chunk.len() as u64;
+            }
+            out.flush().await?;
+            std::io::Result::Ok(written)
+        }
+        .await;
+        match written {
+            Ok(written) => {
+                std::fs::rename(&partial, target)
+                    .with_context(|| format!("{}: cannot write", target.display()))?;
+                Ok(written)
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(error).with_context(|| format!("{}: download failed", target.display()))
+            }
+        }
+    }
+
+    /// Deletes job `id` with its files.
+    pub async fn delete(&self, id: &str) -> anyhow::Result<()> {
+        self.send(self.request(reqwest::Method::DELETE, &format!("/api/v1/jobs/{id}"))).await?;
+        Ok(())
     }
 
     /// `GET` `path`, as JSON.
@@ -196,21 +192,21 @@ impl Client {
     }
 
     /// One job.
-    pub async fn job(&self, id: &str) -> anyhow::Result<JobInfo> {
+    pub async fn job(&self, id: &str) -> anyhow::Result<JobView> {
         let body =
             self.send(self.request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"))).await?;
         Ok(serde_json::from_value(body)?)
     }
 
     /// The versions of job `id`'s results, newest first.
-    pub async fn versions(&self, id: &str) -> anyhow::Result<Vec<VersionInfo>> {
+    pub async fn versions(&self, id: &str) -> anyhow::Result<Vec<VersionView>> {
         let path = format!("/api/v1/jobs/{id}/versions");
         let body = self.send(self.request(reqwest::Method::GET, &path)).await?;
         Ok(serde_json::from_value::<VersionList>(body)?.versions)
     }
 
     /// Jobs matching `selector`, newest first, every page up to its limit.
-    pub async fn list(&self, selector: &Selector) -> anyhow::Result<Vec<JobInfo>> {
+    pub async fn list(&self, selector: &Selector) -> anyhow::Result<Vec<JobView>> {
         let mut jobs = Vec::new();
         let mut cursor: Option<String> = None;
         while jobs.len() < selector.limit {
@@ -231,10 +227,10 @@ impl Client {
             url.query_pairs_mut().extend_pairs(&query);
             let path = format!("/api/v1/jobs?{}", url.query().unwrap_or(""));
             let body = self.send(self.request(reqwest::Method::GET, &path)).await?;
-            let batch: Vec<JobInfo> = serde_json::from_value(body["jobs"].clone())?;
-            jobs.extend(batch);
-            match body["next"].as_str() {
-                Some(next) => cursor = Some(next.to_string()),
+            let batch: JobPage = serde_json::from_value(body)?;
+            jobs.extend(batch.jobs);
+            match batch.next {
+                Some(next) => cursor = Some(next),
                 None => break,
             }
         }
@@ -247,7 +243,7 @@ impl Client {
         path: &Path,
         fields: &[(&str, String)],
         progress: impl Fn(u64) + Send + Sync + 'static,
-    ) -> anyhow::Result<JobInfo> {
+    ) -> anyhow::Result<JobView> {
         let size = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?.len();
         let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -287,8 +283,8 @@ impl Client {
         &self,
         id: &str,
         action: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<JobInfo> {
+        body: Option<&ReprocessBody>,
+    ) -> anyhow::Result<JobView> {
         let mut request =
             self.request(reqwest::Method::POST, &format!("/api/v1/jobs/{id}/{action}"));
         if let Some(body) = body {
@@ -392,13 +388,13 @@ pub fn clock(seconds: f64) -> String {
 }
 
 /// Jobs as an aligned table.
-pub fn table(jobs: &[JobInfo]) -> String {
+pub fn table(jobs: &[JobView]) -> String {
     let mut out = format!(
         "{:<36}  {:<9}  {:<10}  {:>5}  {:>8}  {:<19}  {}\n",
         "ID", "STATE", "STAGE", "%", "LENGTH", "CREATED", "FILE"
     );
     for job in jobs {
-        let created: String = job.created_at.replace('T', " ").chars().take(19).collect();
+        let created = job.created_at.format("%Y-%m-%d %H:%M:%S").to_string();
         out.push_str(&format!(
             "{:<36}  {:<9}  {:<10}  {:>5.0}  {:>8}  {:<19}  {}{}\n",
             job.id,
@@ -416,4 +412,11 @@ pub fn table(jobs: &[JobInfo]) -> String {
         ));
     }
     out
+}
+
+/// The message of an API error body (`{"error", "message"}`), whatever else came back.
+fn error_message(body: Value) -> String {
+    serde_json::from_value::<minutes_shared::api::ErrorBody>(body)
+        .map(|error| error.message)
+        .unwrap_or_else(|_| "no details".into())
 }

@@ -1,7 +1,9 @@
-//! `minutes jobs list|show|watch`, `minutes retry ID...` and `minutes cancel ID...`: looking
-//! at jobs and acting on a few, through the API.
+//! `minutes jobs list|show|watch|download|delete`, `minutes retry ID...` and
+//! `minutes cancel ID...`: looking at jobs, fetching their files and acting on a few,
+//! through the API.
 
 use anyhow::bail;
+use minutes_shared::jobs::JobState;
 
 use crate::client::{clock, table, ApiArgs, Client, Selector};
 
@@ -27,6 +29,24 @@ enum Command {
     Watch {
         /// The job's id.
         id: String,
+    },
+    /// Save one of a job's files (of its current version).
+    Download {
+        /// The job's id.
+        id: String,
+        /// minutes.pdf, minutes.json, transcript.txt, transcript.srt, transcript.vtt,
+        /// transcript.json or upload (the recording).
+        #[arg(long, short, default_value = "minutes.pdf")]
+        file: String,
+        /// Where to write it (default: the file's name, in the current folder).
+        #[arg(long, short)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Delete jobs with their recordings, transcripts and minutes (cannot be undone).
+    Delete {
+        /// Job ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
 }
 
@@ -80,7 +100,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 );
                 println!("attempts:  {}", job.attempts);
                 println!("created:   {}", job.created_at);
-                println!("finished:  {}", job.finished_at.as_deref().unwrap_or("-"));
+                println!(
+                    "finished:  {}",
+                    job.finished_at.map_or_else(|| "-".to_string(), |t| t.to_string())
+                );
                 if let Some(reason) = &job.failure_reason {
                     println!("failed:    {reason}");
                 }
@@ -101,6 +124,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         version.requested_by.as_deref().unwrap_or("-"),
                     );
                 }
+            }
+        }
+        Command::Download { id, file, out } => {
+            let target = out.unwrap_or_else(|| std::path::PathBuf::from(&file));
+            let written = runtime.block_on(client.download(&id, &file, &target))?;
+            eprintln!("{}: {written} bytes", target.display());
+        }
+        Command::Delete { ids } => {
+            let mut failed = 0;
+            for id in &ids {
+                match runtime.block_on(client.delete(id)) {
+                    Ok(()) => eprintln!("deleted {id}"),
+                    Err(error) => {
+                        failed += 1;
+                        eprintln!("minutes: delete {id}: {error:#}");
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} jobs not deleted", ids.len());
             }
         }
         Command::Watch { id } => {
@@ -129,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if let Some(reason) = &job.reprocess_failure {
                 bail!("job {id}: the reprocess failed ({reason}); its earlier minutes stand");
             }
-            if job.state != "done" {
+            if job.state != JobState::Done {
                 bail!("job {id} ended {}", job.state);
             }
         }

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 /// Meeting recordings to transcripts and minutes, on your own machine.
 #[derive(Debug, Parser)]
-#[command(name = "minutes", version, about)]
+#[command(name = "minutes", version, long_version = env!("MINUTES_LONG_VERSION"), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,6 +54,12 @@ enum Command {
     Users(users::Args),
     /// Make, list or revoke your API tokens.
     Tokens(tokens::Args),
+    /// Print the completion script of a shell: bash, zsh, fish, elvish or powershell
+    /// (e.g. `minutes completions bash > ~/.local/share/bash-completion/completions/minutes`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +86,13 @@ fn main() -> ExitCode {
         Command::Cancel(args) => jobs::act(args, "cancel"),
         Command::Users(args) => users::run(args),
         Command::Tokens(args) => tokens::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            // Written whole, then sent: a closed pipe (`| head`) is an error, not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "minutes", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(Into::into)
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

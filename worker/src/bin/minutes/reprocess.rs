@@ -4,14 +4,16 @@
 //! unless `--yes`. It follows the batch to the end (unless `--detach`), prints a summary
 //! table, and exits non-zero when any job failed.
 
+use minutes_shared::jobs::JobState;
+use minutes_shared::options::SummarizerKind;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use anyhow::bail;
 use indicatif::MultiProgress;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::client::{table, ApiArgs, Client, JobInfo, Selector};
+use crate::client::{table, ApiArgs, Client, JobView, ReprocessBody, Selector};
 use crate::follow::follow;
 
 /// The first stage to run again.
@@ -67,8 +69,8 @@ pub struct Args {
     #[arg(long, env = "MINUTES_REPROCESS_LANGUAGE")]
     language: Option<String>,
     /// extractive or openai.
-    #[arg(long, env = "MINUTES_REPROCESS_SUMMARIZER")]
-    summarizer: Option<String>,
+    #[arg(long, env = "MINUTES_REPROCESS_SUMMARIZER", value_parser = parse_summarizer)]
+    summarizer: Option<SummarizerKind>,
     /// A new meeting title.
     #[arg(long, env = "MINUTES_REPROCESS_TITLE")]
     title: Option<String>,
@@ -110,12 +112,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let client = Client::new(&args.api)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut jobs: Vec<JobInfo> = Vec::new();
+    let mut jobs: Vec<JobView> = Vec::new();
     if has_selector(&args.selector) {
         jobs = runtime.block_on(client.list(&args.selector))?;
     }
     for id in &args.ids {
-        if !jobs.iter().any(|j| &j.id == id) {
+        if !jobs.iter().any(|j| j.id.to_string() == *id) {
             match runtime.block_on(client.job(id)) {
                 Ok(job) => jobs.push(job),
                 Err(error) => eprintln!("minutes: job {id}: {error:#}"),
@@ -129,18 +131,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("minutes: no jobs match; nothing to reprocess");
         return Ok(());
     }
-    let mut options = json!({ "from": args.from.name(), "notify": args.notify });
-    for (name, value) in [
-        ("model", &args.model),
-        ("vocabulary", &args.vocabulary),
-        ("language", &args.language),
-        ("summarizer", &args.summarizer),
-        ("title", &args.title),
-    ] {
-        if let Some(value) = value {
-            options[name] = Value::String(value.clone());
-        }
-    }
+    let options = ReprocessBody {
+        from: args.from.name().to_string(),
+        notify: args.notify,
+        model: args.model.clone(),
+        language: args.language.clone(),
+        summarizer: args.summarizer,
+        vocabulary: args.vocabulary.clone(),
+        title: args.title.clone(),
+    };
     if args.dry_run {
         if args.api.json {
             println!(
@@ -167,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut queued = Vec::new();
     let mut refused = 0;
     for job in &jobs {
-        match runtime.block_on(client.action(&job.id, "reprocess", Some(&options))) {
+        match runtime.block_on(client.action(&job.id.to_string(), "reprocess", Some(&options))) {
             Ok(job) => queued.push(job),
             Err(error) => {
                 refused += 1;
@@ -188,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&ended)?);
     } else {
         print!("{}", table(&ended));
-        let done = ended.iter().filter(|j| j.state == "done" && !j.run_failed()).count();
+        let done = ended.iter().filter(|j| j.state == JobState::Done && !j.run_failed()).count();
         println!(
             "{} reprocessed from {}: {done} done, {} failed, {refused} refused{}",
             ended.len(),
@@ -214,4 +213,9 @@ fn confirm(count: usize, from: &str) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// `--summarizer`: a summarizer the API knows.
+fn parse_summarizer(text: &str) -> Result<SummarizerKind, String> {
+    text.parse().map_err(|error: minutes_shared::options::OptionsError| error.to_string())
 }

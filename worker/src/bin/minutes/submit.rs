@@ -2,13 +2,14 @@
 //! through the API, with a progress bar per file and one overall; `--wait` follows the jobs
 //! until they end.
 
+use minutes_shared::jobs::JobState;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::bail;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::client::{table, ApiArgs, Client, JobInfo};
+use crate::client::{table, ApiArgs, Client, JobView};
 use crate::follow::follow;
 
 /// Arguments of `minutes submit`.
@@ -133,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             fields.push((name, value.clone()));
         }
     }
-    let mut submitted: Vec<JobInfo> = Vec::new();
+    let mut submitted: Vec<JobView> = Vec::new();
     let mut failures = 0;
     let mut done_bytes = 0;
     for file in &files {
@@ -181,7 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         print!("{}", table(&jobs));
     }
-    let failed_jobs = jobs.iter().filter(|j| args.wait && j.state != "done").count();
+    let failed_jobs = jobs.iter().filter(|j| args.wait && j.state != JobState::Done).count();
     if failures > 0 || failed_jobs > 0 {
         bail!("{failures} upload(s) refused, {failed_jobs} job(s) not done");
     }

@@ -114,7 +114,7 @@ pub async fn run(
     let reporter = reporter.clone();
     let metrics = Arc::clone(&tools.metrics);
     let control = Control::new(
-        move |stage, percent, message| reporter.report(stage.as_str(), percent, message),
+        move |stage, percent, message| reporter.report(stage, percent, message),
         move |stage, took| metrics.stage_done(stage.as_str(), took),
         stop.clone(),
     );
