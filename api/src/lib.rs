@@ -43,6 +43,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -213,23 +216,37 @@ impl Application {
 
 /// Every route.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/jobs", get(jobs::list))
-        .route("/api/v1/jobs/{id}", get(jobs::show).delete(jobs::delete))
-        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/api/v1/jobs/{id}/reprocess", post(jobs::reprocess))
-        .route("/api/v1/jobs/{id}/events", get(events::stream))
-        .route("/api/v1/jobs/{id}/files/{file}", get(downloads::download))
-        .route("/api/v1/jobs/{id}/versions", get(versions::list))
-        .route("/api/v1/jobs/{id}/versions/{number}/restore", post(versions::restore))
-        .route("/api/v1/jobs/{id}/versions/{number}/files/{file}", get(downloads::download_version))
-        .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/api/v1/tokens", get(auth::tokens::list).post(auth::tokens::create))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(auth::tokens::revoke))
+    let (routes, _) = routes().split_for_parts();
+    routes
+        .fallback(web::not_found)
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        // Outermost: the id exists before the request's span is made and anything logs.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_id::span))
+        .layer(axum::middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+/// The routes with the OpenAPI operations of those that have one: the document
+/// (`openapi::document`) is made from this same router, so it cannot list a route that is
+/// not served or miss one that is. The pages are routes without operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::show, jobs::delete))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::reprocess))
+        .routes(routes!(events::stream))
+        .routes(routes!(downloads::download))
+        .routes(routes!(versions::list))
+        .routes(routes!(versions::restore))
+        .routes(routes!(downloads::download_version))
+        .routes(routes!(openapi::document))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(auth::tokens::list, auth::tokens::create))
+        .routes(routes!(auth::tokens::revoke))
         .route("/login", get(auth::signin::login_form).post(auth::signin::login))
         .route("/logout", post(auth::signin::logout))
         .route("/settings", get(auth::tokens::settings_page))
@@ -245,17 +262,11 @@ pub fn router(state: AppState) -> Router {
         .route("/static/app.js", get(web::script))
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
     // The upload route counts bytes itself against the maximum upload size.
-    let upload = Router::new()
-        .route("/api/v1/jobs", post(upload::create))
+    let upload = OpenApiRouter::new()
+        .routes(routes!(upload::create))
         .route("/upload", post(web::upload_form))
         .layer(DefaultBodyLimit::disable());
     api.merge(upload)
-        .fallback(web::not_found)
-        .layer(axum::middleware::from_fn(headers::security_headers))
-        // Outermost: the id exists before the request's span is made and anything logs.
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_id::span))
-        .layer(axum::middleware::from_fn(request_id::assign))
-        .with_state(state)
 }
 
 /// Pushes jobs Postgres says should be on the queue, and deletes uploads whose API died

@@ -1,6 +1,9 @@
-//! The OpenAPI document at `/api/v1/openapi.json`, generated from the handlers'
-//! annotations; a test checks that every path it lists is served. Every operation needs a
-//! bearer token unless it says otherwise.
+//! The OpenAPI document at `/api/v1/openapi.json`: this file's header (title, schemas,
+//! security schemes) completed with the operations of the router itself
+//! (`crate::routes`, utoipa-axum), so the paths it lists are the routes served. Every
+//! operation needs a bearer token unless it says otherwise.
+
+use std::sync::OnceLock;
 
 use axum::Json;
 use utoipa::OpenApi;
@@ -11,27 +14,6 @@ use utoipa::OpenApi;
     info(
         title = "minutes",
         description = "Meeting recordings to PDF minutes: upload, follow, download."
-    ),
-    paths(
-        crate::upload::create,
-        crate::jobs::list,
-        crate::jobs::show,
-        crate::jobs::retry,
-        crate::jobs::cancel,
-        crate::jobs::reprocess,
-        crate::jobs::delete,
-        crate::events::stream,
-        crate::downloads::download,
-        crate::downloads::download_version,
-        crate::versions::list,
-        crate::versions::restore,
-        crate::health::healthz,
-        crate::health::readyz,
-        crate::health::metrics,
-        crate::auth::tokens::list,
-        crate::auth::tokens::create,
-        crate::auth::tokens::revoke,
-        document,
     ),
     components(schemas(
         crate::jobs::JobView,
@@ -51,27 +33,78 @@ use utoipa::OpenApi;
         crate::auth::tokens::CreateToken,
     )),
     modifiers(&Security),
-    security(("bearer" = []))
+    security(("bearer" = []), ("session" = [], "csrf" = []))
 )]
 pub struct ApiDoc;
 
-/// The two ways to authenticate: a bearer token everywhere, HTTP Basic (email and
-/// password) only to make a token.
+/// The ways to authenticate: a bearer token; or the browser's session cookie, with the
+/// session's `X-CSRF-Token` header on every write; and HTTP Basic (email and password)
+/// only to make a token.
 struct Security;
 
 impl utoipa::Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
         components
             .add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         components
             .add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        let cookie = ApiKeyValue::with_description(
+            crate::auth::SESSION_COOKIE,
+            "the session cookie set by signing in at /login",
+        );
+        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(cookie)));
+        let csrf = ApiKeyValue::with_description(
+            "X-CSRF-Token",
+            "the session's CSRF token (in the pages' meta csrf-token); needed on writes",
+        );
+        components.add_security_scheme("csrf", SecurityScheme::ApiKey(ApiKey::Header(csrf)));
+    }
+}
+
+/// Adds the 401 answer (with the error body) to every operation that needs credentials:
+/// made from each operation's security, so a new route cannot forget it.
+fn document_unauthorized(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{Content, Ref, ResponseBuilder};
+    let public = |op: &utoipa::openapi::path::Operation| {
+        op.security.as_ref().is_some_and(|alternatives| {
+            alternatives.iter().any(|requirement| {
+                serde_json::to_value(requirement)
+                    .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+            })
+        })
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations =
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            if public(operation) || operation.responses.responses.contains_key("401") {
+                continue;
+            }
+            let response = ResponseBuilder::new()
+                .description("no credentials, or credentials that are not valid")
+                .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+                .build();
+            operation.responses.responses.insert("401".into(), response.into());
+        }
     }
 }
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", security(()), responses((status = 200, description = "OpenAPI 3.1 JSON")))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(served().clone())
+}
+
+/// The document of the routes served, made once.
+pub fn served() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut document = crate::routes().into_openapi();
+        document_unauthorized(&mut document);
+        document
+    })
 }

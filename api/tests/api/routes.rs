@@ -148,3 +148,61 @@ async fn the_openapi_document_is_valid_for_openapi_spec_validator() {
     assert!(said.contains("OK"), "{said}");
     app.finish().await;
 }
+
+/// Issue 18: every operation of the served document, called without credentials, answers
+/// with a status that operation documents: 401 with the JSON error body for all but the
+/// public ones (health, readiness, metrics, the document itself), which answer 200.
+#[tokio::test]
+async fn unauthenticated_every_operation_answers_a_status_it_documents() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.get_json("/api/v1/openapi.json").await;
+    let schemes = doc["components"]["securitySchemes"].as_object().expect("security schemes");
+    for scheme in ["bearer", "session", "csrf", "basic"] {
+        assert!(schemes.contains_key(scheme), "{scheme} missing: {schemes:?}");
+    }
+    assert_eq!(schemes["session"]["in"], "cookie");
+    assert_eq!(schemes["csrf"]["name"], "X-CSRF-Token");
+    let anonymous = reqwest::Client::new();
+    let id = Uuid::new_v4().to_string();
+    let mut checked = 0;
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        let concrete =
+            path.replace("{id}", &id).replace("{file}", "minutes.pdf").replace("{number}", "1");
+        for (method, operation) in operations.as_object().unwrap() {
+            let public = operation["security"].as_array().is_some_and(|alternatives| {
+                alternatives.iter().any(|a| a.as_object().is_some_and(|o| o.is_empty()))
+            });
+            let http_method =
+                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = anonymous.request(http_method, app.url(&concrete)).send().await.unwrap();
+            let status = response.status();
+            let documented = operation["responses"].as_object().expect("responses");
+            assert!(
+                documented.contains_key(status.as_str()),
+                "{method} {path} answered {status}, which it does not document ({:?})",
+                documented.keys().collect::<Vec<_>>()
+            );
+            if public {
+                assert_eq!(status, StatusCode::OK, "{method} {path} is public");
+            } else {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+                let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+                assert!(
+                    content_type.starts_with("application/json"),
+                    "{method} {path}: {content_type}"
+                );
+                let body: Value = response.json().await.unwrap();
+                assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
+                assert!(
+                    documented["401"]["content"]["application/json"]["schema"]["$ref"]
+                        .as_str()
+                        .is_some_and(|r| r.ends_with("/ErrorBody")),
+                    "{method} {path}: the 401 names the error body"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 18, "only {checked} operations");
+    app.finish().await;
+}
