@@ -7,7 +7,7 @@
 //! either way the job must be one its user may see (404 otherwise).
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{api_principal, Principal, Via};
+use crate::query::ApiQuery;
 use crate::signing::LinkError;
 
 use crate::error::{ApiError, ErrorBody};
@@ -63,13 +64,13 @@ pub const FILES: [File; 6] = [
            ("user" = Option<String>, Query, description = "signed link: the user it was made for"),
            ("expires" = Option<i64>, Query, description = "signed link: its expiry (Unix time)"),
            ("sig" = Option<String>, Query, description = "signed link: the signature")),
-    responses((status = 200, description = "the file"), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "the file"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody, description = "a signed link that was altered or has expired"),
               (status = 404, body = ErrorBody)))]
 pub async fn download(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
-    Query(link): Query<LinkQuery>,
+    ApiQuery(link): ApiQuery<LinkQuery>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -92,13 +93,13 @@ pub async fn download(
            ("user" = Option<String>, Query, description = "signed link: the user it was made for"),
            ("expires" = Option<i64>, Query, description = "signed link: its expiry (Unix time)"),
            ("sig" = Option<String>, Query, description = "signed link: the signature")),
-    responses((status = 200, description = "the file"), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "the file"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody, description = "a signed link that was altered or has expired"),
               (status = 404, body = ErrorBody)))]
 pub async fn download_version(
     State(state): State<AppState>,
     Path((id, number, file)): Path<(String, String, String)>,
-    Query(link): Query<LinkQuery>,
+    ApiQuery(link): ApiQuery<LinkQuery>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

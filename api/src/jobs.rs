@@ -1,6 +1,6 @@
 //! Job routes: list, show, retry, cancel, delete, and the JSON view of a job.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, TimeZone, Utc};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::{ApiUser, Principal};
 use crate::downloads::{link_resource, FILES};
 use crate::error::ApiError;
+use crate::query::ApiQuery;
 use crate::AppState;
 pub use minutes_shared::api::{ErrorBody, JobPage, JobView, Links, ReprocessBody};
 
@@ -61,16 +62,26 @@ pub fn job_view(state: &AppState, viewer: &Principal, job: &Job) -> JobView {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
     pub state: Option<String>,
-    /// Only jobs created at or after this time (RFC 3339, or a date: its start, UTC).
+    /// Only jobs created at or after this time (RFC 3339; a date, 2026-11-01, is also
+    /// taken: its start, UTC).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
-    /// Only jobs created before this time (RFC 3339, or a date: its start, UTC).
+    /// Only jobs created before this time (RFC 3339, or a date as for `since`).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
-    /// Only jobs whose uploaded file name matches this glob (`*`, `?`).
+    /// Only jobs whose uploaded file name matches this glob (`*`, `?`); no control
+    /// characters.
+    #[param(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", max_length = 1024)]
     pub filename: Option<String>,
     /// Jobs per page (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page.
+    #[param(
+        pattern = r"^[0-9]{1,16}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -125,7 +136,7 @@ pub fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     ApiUser(viewer): ApiUser,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<JobPage>, ApiError> {
     let filter = match query.state.as_deref().filter(|s| !s.is_empty()) {
         Some(name) => {
@@ -144,6 +155,12 @@ pub async fn list(
         until: query.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
         filename: query.filename.clone().filter(|f| !f.is_empty()),
     };
+    // Bug fixed: a NUL in the glob reached Postgres, which refused the text, and the
+    // answer was 503 "database not available".
+    if filter.filename.as_deref().is_some_and(|f| f.chars().any(char::is_control) || f.len() > 1024)
+    {
+        return Err(ApiError::bad_request("filename: at most 1024 bytes, no control characters"));
+    }
     let jobs = state.repo.list(viewer.scope(), &filter, limit, before).await?;
     let next = (jobs.len() as i64 == limit).then(|| jobs.last().map(cursor_of)).flatten();
     let jobs = jobs.iter().map(|job| crate::jobs::job_view(&state, &viewer, job)).collect();

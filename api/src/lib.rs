@@ -29,6 +29,7 @@ pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod openapi;
+pub mod query;
 pub mod recipients;
 pub mod request_id;
 pub mod settings;

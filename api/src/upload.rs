@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minutes_shared::jobs::NewJob;
+use minutes_shared::options::SummarizerKind;
 use minutes_shared::options::{check_language, JobOptions};
 use minutes_shared::storage::{job_prefix, upload_key, Upload};
 use uuid::Uuid;
@@ -40,20 +41,37 @@ const MAX_KEY: usize = 255;
 const FORM_OVERHEAD: u64 = 64 * 1024;
 
 /// The form of an upload (documentation; the body is read as a stream).
-#[derive(Debug, utoipa::ToSchema)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    /// The recording (audio or video).
-    #[schema(format = Binary, value_type = String)]
+    /// The recording (audio or video), not empty.
+    #[schema(format = Binary, value_type = String, min_length = 1)]
     file: Vec<u8>,
     /// Meeting title; by default made from the file name.
+    #[schema(nullable = false)]
     title: Option<String>,
     /// Where the minutes are emailed.
+    #[schema(nullable = false, format = Email)]
     email: Option<String>,
-    /// Spoken language (ISO 639-1); detected when omitted.
+    /// Spoken language (ISO 639-1, or 639-3 for a language without a two-letter code);
+    /// detected when omitted.
+    #[schema(nullable = false, pattern = r"^\s*[A-Za-z]{2,3}\s*$")]
     language: Option<String>,
     /// `extractive` or `openai`; the worker's default when omitted.
+    #[schema(nullable = false, value_type = Option<SummarizerKind>)]
     summarizer: Option<String>,
+    /// A Whisper model this installation offers (`MINUTES_MODELS`), by name.
+    #[schema(nullable = false)]
+    model: Option<String>,
+    /// Names and jargon to expect, e.g. "Kubernetes, Sarah Chen": no control characters
+    /// but white space.
+    #[schema(
+        nullable = false,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]*$"
+    )]
+    vocabulary: Option<String>,
 }
 
 /// The fields besides the file.
@@ -75,7 +93,7 @@ struct Stored {
 /// Uploads a recording and queues a job for it.
 #[utoipa::path(post, path = "/api/v1/jobs", operation_id = "create_job",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the same job")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the same job: 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     responses((status = 202, body = JobView, description = "queued"),
               (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]

@@ -25,6 +25,8 @@ use uuid::Uuid;
 
 #[path = "api/accounts.rs"]
 mod accounts;
+#[path = "api/contract.rs"]
+mod contract;
 #[path = "api/form_limits.rs"]
 mod form_limits;
 #[path = "api/invariants.rs"]

@@ -37,7 +37,9 @@ pub struct NewTokenView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// What the token is for ("laptop", "nightly batch").
+    /// What the token is for ("laptop", "nightly batch"): some visible text (kept to its
+    /// first 100 characters, control characters dropped).
+    #[schema(min_length = 1, pattern = r"[^\s\x00-\x1f\x7f]")]
     pub name: String,
 }
 

@@ -206,3 +206,23 @@ async fn unauthenticated_every_operation_answers_a_status_it_documents() {
     assert!(checked >= 18, "only {checked} operations");
     app.finish().await;
 }
+
+/// Bug fixed (found by schemathesis): a NUL in the list's `filename` glob reached Postgres,
+/// which refused the text, and the answer was 503 "the database is not available". Now it
+/// is 400, and a repeated query parameter is the JSON error too, not axum's plain text.
+#[tokio::test]
+async fn a_control_character_in_the_filename_filter_is_a_400_not_a_503() {
+    let app = TestApp::spawn().await;
+    for query in ["filename=a%00b", "filename=%C2%89", "limit=0", "limit=abc", "state=x&state=y"] {
+        let response =
+            app.http.get(app.url(&format!("/api/v1/jobs?{query}"))).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(content_type.starts_with("application/json"), "{query}: {content_type}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "bad_request", "{query}: {body}");
+    }
+    let (status, _) = app.get_json("/api/v1/jobs?filename=weekly*").await;
+    assert_eq!(status, StatusCode::OK);
+    app.finish().await;
+}
