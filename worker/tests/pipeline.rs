@@ -32,6 +32,8 @@ mod batch;
 mod compose;
 #[path = "pipeline/decoder_process.rs"]
 mod decoder_process;
+#[path = "pipeline/generated_client.rs"]
+mod generated_client;
 #[path = "pipeline/llm.rs"]
 mod llm;
 #[path = "pipeline/long_jobs.rs"]

@@ -31,7 +31,7 @@ fn write_pdf(name: &str, minutes: &Minutes) -> PathBuf {
     path
 }
 
-fn tool(program: &str, args: &[&str]) -> String {
+pub(super) fn tool(program: &str, args: &[&str]) -> String {
     let output = Command::new(program).args(args).output().unwrap_or_else(|e| {
         panic!("{program}: {e} (the README's test command installs poppler-utils)")
     });
