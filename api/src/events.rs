@@ -146,7 +146,7 @@ struct Cursor {
 /// Streams a job's progress: `progress` events (id = event number), then one `end` event
 /// with the job when it reaches a final state.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/events", operation_id = "job_events", params(("id" = Uuid, Path, description = "job id")),
-    responses((status = 200, description = "text/event-stream of `progress` events (ProgressEvent), then a final `end` event (JobView), or `deleted` (the job id) when the job is deleted while watched; the stream also ends when this API process shuts down (reconnect with Last-Event-ID)"),
+    responses((status = 200, content_type = "text/event-stream", body = String, description = "text/event-stream of `progress` events (ProgressEvent), then a final `end` event (JobView), or `deleted` (the job id) when the job is deleted while watched; the stream also ends when this API process shuts down (reconnect with Last-Event-ID)"),
               (status = 404, body = ErrorBody),
               (status = 429, body = ErrorBody, description = "too many open streams (MINUTES_EVENT_STREAMS_PER_USER)"),
               (status = 503, body = ErrorBody, description = "the API is shutting down")))]

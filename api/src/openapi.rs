@@ -65,10 +65,13 @@ impl utoipa::Modify for Security {
     }
 }
 
-/// Adds the 401 answer (with the error body) to every operation that needs credentials:
-/// made from each operation's security, so a new route cannot forget it.
-fn document_unauthorized(openapi: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{Content, Ref, ResponseBuilder};
+/// Adds what every operation shares, made from the operations themselves so a new route
+/// cannot forget it: the 401 answer (with the error body) where credentials are needed,
+/// the 503 answer where a backing service is used (all but liveness and the document),
+/// and the `X-Request-Id` header on every answer.
+fn document_shared_answers(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{Content, Object, Ref, RefOr, ResponseBuilder, Type};
     let public = |op: &utoipa::openapi::path::Operation| {
         op.security.as_ref().is_some_and(|alternatives| {
             alternatives.iter().any(|requirement| {
@@ -81,14 +84,34 @@ fn document_unauthorized(openapi: &mut utoipa::openapi::OpenApi) {
         let operations =
             [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {
-            if public(operation) || operation.responses.responses.contains_key("401") {
-                continue;
+            let error_body = || Content::new(Some(Ref::from_schema_name("ErrorBody")));
+            if !public(operation) && !operation.responses.responses.contains_key("401") {
+                let response = ResponseBuilder::new()
+                    .description("no credentials, or credentials that are not valid")
+                    .content("application/json", error_body())
+                    .build();
+                operation.responses.responses.insert("401".into(), response.into());
             }
-            let response = ResponseBuilder::new()
-                .description("no credentials, or credentials that are not valid")
-                .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
-                .build();
-            operation.responses.responses.insert("401".into(), response.into());
+            let standalone = matches!(
+                operation.operation_id.as_deref(),
+                Some("healthz" | "metrics" | "document")
+            );
+            if !standalone && !operation.responses.responses.contains_key("503") {
+                let response = ResponseBuilder::new()
+                    .description("the database, queue or store is not available; try again")
+                    .content("application/json", error_body())
+                    .build();
+                operation.responses.responses.insert("503".into(), response.into());
+            }
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    let header = HeaderBuilder::new()
+                        .schema(Object::with_type(Type::String))
+                        .description(Some("this request's id (the caller's, or a new one): it names the request in the logs"))
+                        .build();
+                    response.headers.entry("X-Request-Id".into()).or_insert(header);
+                }
+            }
         }
     }
 }
@@ -104,7 +127,7 @@ pub fn served() -> &'static serde_json::Value {
     static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
         let mut document = crate::routes().into_openapi();
-        document_unauthorized(&mut document);
+        document_shared_answers(&mut document);
         // Serialising the document's own types cannot fail; an empty one would fail the
         // document's tests.
         let mut document = serde_json::to_value(&document).unwrap_or_default();

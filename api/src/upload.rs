@@ -94,9 +94,14 @@ struct Stored {
 #[utoipa::path(post, path = "/api/v1/jobs", operation_id = "create_job",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the same job: 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
-    responses((status = 202, body = JobView, description = "queued"),
+    responses((status = 202, body = JobView, description = "queued; with an Idempotency-Key seen before, the job that key made",
+                  headers(("Location" = String, description = "the job: /api/v1/jobs/{id}"),
+                          ("Idempotent-Replayed" = String, description = "`true` when the key was seen before and this is its job"))),
               (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 415, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "over the upload rate or the storage quota",
+                  headers(("Retry-After" = u64, description = "seconds to wait"))),
+              (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiUser(principal): ApiUser,

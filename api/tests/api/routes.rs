@@ -226,3 +226,33 @@ async fn a_control_character_in_the_filename_filter_is_a_400_not_a_503() {
     assert_eq!(status, StatusCode::OK);
     app.finish().await;
 }
+
+/// Issue 18: the document says which headers answers carry (the upload's Location,
+/// Idempotent-Replayed and Retry-After; the request id on every answer), that the event
+/// stream is `text/event-stream`, and links the created job to the operations on it.
+#[tokio::test]
+async fn the_document_names_the_headers_the_event_stream_and_the_links() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.get_json("/api/v1/openapi.json").await;
+    let upload = &doc["paths"]["/api/v1/jobs"]["post"]["responses"];
+    for header in ["Location", "Idempotent-Replayed", "X-Request-Id"] {
+        assert!(upload["202"]["headers"][header].is_object(), "202 lacks {header}: {upload}");
+    }
+    assert!(upload["429"]["headers"]["Retry-After"].is_object(), "{upload}");
+    let links = upload["202"]["links"].as_object().expect("links from the created job");
+    assert_eq!(links["show_job"]["parameters"]["id"], "$response.body#/id");
+    assert!(links.contains_key("download_file") && links.contains_key("cancel_job"));
+    let events = &doc["paths"]["/api/v1/jobs/{id}/events"]["get"]["responses"]["200"];
+    assert!(events["content"]["text/event-stream"].is_object(), "{events}");
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                assert!(
+                    response["headers"]["X-Request-Id"].is_object(),
+                    "{method} {path} {status} lacks X-Request-Id"
+                );
+            }
+        }
+    }
+    app.finish().await;
+}
