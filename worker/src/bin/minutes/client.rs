@@ -91,20 +91,30 @@ impl Client {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    /// Sends `request`; an answer other than a success is an error with the API's message
+    /// (and, for a 401 without a token, how to get one).
+    async fn answered(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
         let response =
             request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(response);
+        }
         if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
             bail!(
                 "the API needs a token: set MINUTES_API_TOKEN, or run `minutes tokens create NAME --email YOU --save`"
             );
         }
-        if !status.is_success() {
-            bail!("{} ({status})", error_message(body));
-        }
-        Ok(body)
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        bail!("{} ({status})", error_message(body));
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = self.answered(request).await?;
+        Ok(response.json().await.unwrap_or(Value::Null))
     }
 
     /// Downloads `file` of job `id` into `target` (written beside it, then renamed, so a
@@ -112,15 +122,9 @@ impl Client {
     pub async fn download(&self, id: &str, file: &str, target: &Path) -> anyhow::Result<u64> {
         let path = format!("/api/v1/jobs/{id}/files/{file}");
         let response = self
-            .request(reqwest::Method::GET, &path)
-            .send()
+            .answered(self.request(reqwest::Method::GET, &path))
             .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            bail!("{file}: {} ({status})", error_message(body));
-        }
+            .with_context(|| file.to_string())?;
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let partial = target.with_file_name(format!(".{name}.partial"));
         let written = async {
@@ -178,16 +182,8 @@ impl Client {
 
     /// `DELETE /api/v1/tokens/{id}`.
     pub async fn revoke_token(&self, id: &str) -> anyhow::Result<()> {
-        let response = self
-            .request(reqwest::Method::DELETE, &format!("/api/v1/tokens/{id}"))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            bail!("{} ({status})", body["message"].as_str().unwrap_or("no details"));
-        }
+        self.answered(self.request(reqwest::Method::DELETE, &format!("/api/v1/tokens/{id}")))
+            .await?;
         Ok(())
     }
 
@@ -296,15 +292,8 @@ impl Client {
     /// Calls `on_event` with each `progress` event's data until the stream ends.
     pub async fn watch(&self, id: &str, mut on_event: impl FnMut(&Value)) -> anyhow::Result<()> {
         let response = self
-            .request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/events"))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            bail!("{} ({status})", body["message"].as_str().unwrap_or("no details"));
-        }
+            .answered(self.request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/events")))
+            .await?;
         let mut stream = response.bytes_stream();
         let mut pending = String::new();
         while let Some(chunk) = stream.next().await {
