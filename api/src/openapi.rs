@@ -1,11 +1,13 @@
 //! The OpenAPI document at `/api/v1/openapi.json`: this file's header (title, schemas,
 //! security schemes) completed with the operations of the router itself
 //! (`crate::routes`, utoipa-axum), so the paths it lists are the routes served. Every
-//! operation needs a bearer token unless it says otherwise.
+//! operation needs credentials (a bearer token, or the session with its CSRF token on
+//! writes) unless it says otherwise.
 
 use std::sync::OnceLock;
 
 use axum::Json;
+use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 /// The API description.
@@ -67,50 +69,45 @@ impl utoipa::Modify for Security {
 
 /// Adds what every operation shares, made from the operations themselves so a new route
 /// cannot forget it: the 401 answer (with the error body) where credentials are needed,
-/// the 503 answer where a backing service is used (all but liveness and the document),
-/// and the `X-Request-Id` header on every answer.
-fn document_shared_answers(openapi: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::header::HeaderBuilder;
-    use utoipa::openapi::{Content, Object, Ref, RefOr, ResponseBuilder, Type};
-    let public = |op: &utoipa::openapi::path::Operation| {
-        op.security.as_ref().is_some_and(|alternatives| {
-            alternatives.iter().any(|requirement| {
-                serde_json::to_value(requirement)
-                    .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
-            })
-        })
-    };
-    for item in openapi.paths.paths.values_mut() {
-        let operations =
-            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-        for operation in operations.into_iter().flatten() {
-            let error_body = || Content::new(Some(Ref::from_schema_name("ErrorBody")));
-            if !public(operation) && !operation.responses.responses.contains_key("401") {
-                let response = ResponseBuilder::new()
-                    .description("no credentials, or credentials that are not valid")
-                    .content("application/json", error_body())
-                    .build();
-                operation.responses.responses.insert("401".into(), response.into());
+/// the 503 answer where a backing service is used (all but liveness, metrics and the
+/// document), and the `X-Request-Id` header on every answer.
+fn document_shared_answers(document: &mut Value) {
+    let error_answer = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } } });
+    let request_id = json!({
+        "description": "this request's id (the caller's, or a new one): it names the request in the logs",
+        "schema": { "type": "string" }
+    });
+    let Some(paths) = document["paths"].as_object_mut() else { return };
+    for operation in
+        paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut())
+    {
+        // `security: [{}]` is an operation that needs no credentials.
+        let public = operation["security"].as_array().is_some_and(|alternatives| {
+            alternatives.iter().any(|a| a.as_object().is_some_and(|o| o.is_empty()))
+        });
+        let standalone =
+            matches!(operation["operationId"].as_str(), Some("healthz" | "metrics" | "document"));
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if !public {
+            responses.entry("401").or_insert_with(|| {
+                error_answer("no credentials, or credentials that are not valid")
+            });
+        }
+        if !standalone {
+            responses.entry("503").or_insert_with(|| {
+                error_answer("the database, queue or store is not available; try again")
+            });
+        }
+        // A `$ref` answer takes no siblings; every answer here is written out.
+        for response in responses.values_mut().filter_map(Value::as_object_mut) {
+            if response.contains_key("$ref") {
+                continue;
             }
-            let standalone = matches!(
-                operation.operation_id.as_deref(),
-                Some("healthz" | "metrics" | "document")
-            );
-            if !standalone && !operation.responses.responses.contains_key("503") {
-                let response = ResponseBuilder::new()
-                    .description("the database, queue or store is not available; try again")
-                    .content("application/json", error_body())
-                    .build();
-                operation.responses.responses.insert("503".into(), response.into());
-            }
-            for response in operation.responses.responses.values_mut() {
-                if let RefOr::T(response) = response {
-                    let header = HeaderBuilder::new()
-                        .schema(Object::with_type(Type::String))
-                        .description(Some("this request's id (the caller's, or a new one): it names the request in the logs"))
-                        .build();
-                    response.headers.entry("X-Request-Id".into()).or_insert(header);
-                }
+            let headers = response.entry("headers").or_insert_with(|| json!({}));
+            if let Some(headers) = headers.as_object_mut() {
+                headers.entry("X-Request-Id").or_insert_with(|| request_id.clone());
             }
         }
     }
@@ -118,19 +115,18 @@ fn document_shared_answers(openapi: &mut utoipa::openapi::OpenApi) {
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", security(()), responses((status = 200, description = "OpenAPI 3.1 JSON")))]
-pub async fn document() -> Json<serde_json::Value> {
+pub async fn document() -> Json<Value> {
     Json(served().clone())
 }
 
 /// The document of the routes served, made once.
-pub fn served() -> &'static serde_json::Value {
-    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+pub fn served() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let mut document = crate::routes().into_openapi();
-        document_shared_answers(&mut document);
         // Serialising the document's own types cannot fail; an empty one would fail the
         // document's tests.
-        let mut document = serde_json::to_value(&document).unwrap_or_default();
+        let mut document = serde_json::to_value(crate::routes().into_openapi()).unwrap_or_default();
+        document_shared_answers(&mut document);
         link_created_jobs(&mut document);
         document
     })
@@ -139,22 +135,20 @@ pub fn served() -> &'static serde_json::Value {
 /// OpenAPI links from the job an upload made (`create_job`'s 202) to every operation on
 /// one job, its `id` taken from the answer: a client (or a stateful tester) can follow
 /// them. Made from the router's own operations, so a new job route is linked. Written into
-/// the JSON (utoipa 5.5 spells a link's `operationId` as `operation_id`).
-fn link_created_jobs(document: &mut serde_json::Value) {
+/// the JSON, like the shared answers (utoipa 5.5 spells a link's `operationId` as
+/// `operation_id`).
+fn link_created_jobs(document: &mut Value) {
     let mut links = serde_json::Map::new();
     if let Some(paths) = document["paths"].as_object() {
         for (path, item) in paths.iter().filter(|(path, _)| path.starts_with("/api/v1/jobs/{id}")) {
             for operation in item.as_object().into_iter().flat_map(|o| o.values()) {
                 let Some(id) = operation["operationId"].as_str() else { continue };
-                let mut parameters = serde_json::json!({ "id": "$response.body#/id" });
+                let mut parameters = json!({ "id": "$response.body#/id" });
                 if path.contains("{number}") {
                     // A new job's first version is 1.
                     parameters["number"] = "1".into();
                 }
-                links.insert(
-                    id.into(),
-                    serde_json::json!({ "operationId": id, "parameters": parameters }),
-                );
+                links.insert(id.into(), json!({ "operationId": id, "parameters": parameters }));
             }
         }
     }
