@@ -43,8 +43,15 @@ pub struct FolderError {
     source: io::Error,
 }
 
+impl FolderError {
+    /// `source` met at `path`.
+    pub fn new(path: &Path, source: io::Error) -> Self {
+        Self { path: path.to_path_buf(), source }
+    }
+}
+
 fn at(path: &Path) -> impl FnOnce(io::Error) -> FolderError + '_ {
-    move |source| FolderError { path: path.to_path_buf(), source }
+    move |source| FolderError::new(path, source)
 }
 
 /// The artifacts of one recording in a local folder.
@@ -67,8 +74,8 @@ impl FolderArtifacts {
         inputs: &StageInputs,
         fresh: bool,
     ) -> Result<Self, FolderError> {
-        std::fs::metadata(recording).map_err(at(recording))?;
-        let key = recording_key(recording);
+        let metadata = std::fs::metadata(recording).map_err(at(recording))?;
+        let key = key_of(recording, Some(&metadata));
         let stem = recording.file_stem().map(|s| s.to_string_lossy().into_owned());
         let dir = root.join(".minutes").join(format!("{}-{key}", stem.unwrap_or_default()));
         std::fs::create_dir_all(&dir).map_err(at(&dir))?;
@@ -157,10 +164,12 @@ impl Artifacts for FolderArtifacts {
 /// A stable name for `recording`: from its absolute path, size and time of last change (or
 /// the path alone when it cannot be read).
 pub fn recording_key(recording: &Path) -> String {
+    key_of(recording, std::fs::metadata(recording).ok().as_ref())
+}
+
+fn key_of(recording: &Path, metadata: Option<&std::fs::Metadata>) -> String {
     let absolute = std::path::absolute(recording).unwrap_or_else(|_| recording.to_path_buf());
-    let metadata = std::fs::metadata(recording).ok();
     let changed = metadata
-        .as_ref()
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());

@@ -10,7 +10,7 @@ use minutes_shared::storage::{artifact_key, version_prefix, StorageError};
 use serde_json::Value;
 
 use super::Tools;
-use crate::pipeline::{Artifacts, LocalRecording, PipelineError};
+use crate::pipeline::{Artifacts, FolderError, LocalRecording, PipelineError};
 
 /// The artifacts of the version a lease builds.
 pub(super) struct JobArtifacts<'a> {
@@ -37,7 +37,7 @@ impl Artifacts for JobArtifacts<'_> {
     async fn recording(&self) -> Result<LocalRecording, PipelineError> {
         let dir = &self.tools.options.work_dir;
         std::fs::create_dir_all(dir)
-            .map_err(|e| PipelineError::transient(format!("{}: {e}", dir.display())))?;
+            .map_err(|source| PipelineError::transient(FolderError::new(dir, source)))?;
         let local = LocalRecording::copy(dir.join(format!("{}.upload", self.job.id)));
         match self.tools.storage.download_to(&self.job.source_key, local.path()).await {
             Ok(_) => Ok(local),
