@@ -19,8 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minutes_shared::jobs::NewJob;
-use minutes_shared::options::SummarizerKind;
-use minutes_shared::options::{check_language, JobOptions};
+use minutes_shared::options::{check_language, JobOptions, SummarizerKind};
 use minutes_shared::storage::{job_prefix, upload_key, Upload};
 use uuid::Uuid;
 
@@ -40,7 +39,9 @@ const MAX_KEY: usize = 255;
 /// Room for the multipart framing around the file when checking Content-Length.
 const FORM_OVERHEAD: u64 = 64 * 1024;
 
-/// The form of an upload (documentation; the body is read as a stream).
+/// The form of an upload (documentation; the body is read as a stream). `Deserialize` is
+/// derived only so that utoipa reads `deny_unknown_fields` and documents that no other
+/// field is taken.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]

@@ -37,7 +37,7 @@ use html::{clock, csrf_field, escape, page, size};
 /// File name endings the upload page accepts before sending (the server checks the bytes).
 const EXTENSIONS: &str = ".wav,.flac,.ogg,.oga,.opus,.mp3,.aac,.m4a,.mp4,.mov,.m4v,.webm,.mkv,.mka";
 
-/// The timeline, in order: (stage name in the job, label on the page).
+/// The timeline, in order: (the job's stage, label on the page).
 const TIMELINE: [(JobStage, &str); 6] = [
     (JobStage::Upload, "Upload"),
     (JobStage::Decode, "Decode"),

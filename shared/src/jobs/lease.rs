@@ -1,7 +1,6 @@
 //! A worker's writes while it holds a job: every one names the [`Lease`] and changes
 //! nothing once the lease is lost (another worker took the job, or it was cancelled).
 
-use crate::stage::Stage;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -9,6 +8,7 @@ use uuid::Uuid;
 use super::versions::{end_without_result, VersionOutcome};
 use super::{append_event, fenced, notify, seconds, JobRepo, JobState, RepoError};
 use crate::failure::{FailureCode, FailureReason};
+use crate::stage::Stage;
 
 /// The right to write a job's state, held by one worker until it lapses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

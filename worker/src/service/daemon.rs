@@ -22,7 +22,6 @@
 //! Shutdown (SIGTERM or SIGINT): fetch nothing new, give running jobs the grace period to
 //! finish, then stop them at their next chunk and hand them back to the queue; exit 0.
 
-use minutes_shared::stage::Stage;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -33,6 +32,7 @@ use minutes_shared::failure::{FailureCode, FailureReason};
 use minutes_shared::jobs::{Claim, Job, JobState, Lease};
 use minutes_shared::queue::{push_due, JobQueue, JobTicket};
 use minutes_shared::settings::{ConnectError, Services};
+use minutes_shared::stage::Stage;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 use uuid::Uuid;

@@ -1,9 +1,9 @@
 //! Following jobs until they end, with one progress bar for the batch.
 
-use minutes_shared::jobs::JobState;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use minutes_shared::jobs::JobState;
 
 use crate::client::{Client, JobView};
 

@@ -4,13 +4,13 @@
 //! unless `--yes`. It follows the batch to the end (unless `--detach`), prints a summary
 //! table, and exits non-zero when any job failed.
 
-use minutes_shared::jobs::JobState;
-use minutes_shared::options::SummarizerKind;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use anyhow::bail;
 use indicatif::MultiProgress;
+use minutes_shared::jobs::JobState;
+use minutes_shared::options::SummarizerKind;
 use serde_json::json;
 
 use crate::client::{table, ApiArgs, Client, JobView, ReprocessBody, Selector};

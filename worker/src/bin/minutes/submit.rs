@@ -2,12 +2,12 @@
 //! through the API, with a progress bar per file and one overall; `--wait` follows the jobs
 //! until they end.
 
-use minutes_shared::jobs::JobState;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::bail;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use minutes_shared::jobs::JobState;
 
 use crate::client::{table, ApiArgs, Client, JobView};
 use crate::follow::follow;
