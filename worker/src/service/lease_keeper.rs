@@ -52,7 +52,8 @@ pub struct LeaseKeeper {
 const WRITE_INTERVAL: Duration = Duration::from_millis(250);
 
 impl LeaseKeeper {
-    /// Starts keeping `lease` (of `lease_length`) alive every `heartbeat`.
+    /// Writes `first` (on its own: it names who started the run), then keeps `lease` (of
+    /// `lease_length`) alive every `heartbeat`.
     pub fn start(
         repo: JobRepo,
         lease: Lease,
@@ -62,8 +63,13 @@ impl LeaseKeeper {
         first: Progress,
     ) -> Self {
         let (sender, mut receiver) = mpsc::unbounded_channel();
-        let _ = sender.send(first);
         let handle = tokio::spawn(async move {
+            // Bug fixed: `first` ("started by WORKER") went through the channel and was
+            // folded into the decode stage's next report when both were pending, so the
+            // event log could miss who started the run. It is written on its own first.
+            if check(write(&repo, lease, vec![first]).await, &stop).is_err() {
+                return;
+            }
             let mut beat = tokio::time::interval(heartbeat);
             beat.tick().await;
             loop {
