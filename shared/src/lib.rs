@@ -35,4 +35,4 @@ pub mod transcript;
 pub mod wer;
 
 pub use minutes::{ActionItem, Minutes, Point, SummarizerInfo};
-pub use transcript::{Segment, Transcript, Word};
+pub use transcript::{Segment, Speaker, SpeakerTurn, Transcript, Word};

@@ -19,11 +19,21 @@ pub enum TranscriptFormat {
     Vtt,
     /// The transcript model as pretty-printed JSON.
     Json,
+    /// Who speaks when, as diarization tools read it (NIST RTTM `SPEAKER` lines).
+    Rttm,
 }
 
 impl TranscriptFormat {
     /// All formats, in the order they are listed to people.
-    pub const ALL: [TranscriptFormat; 4] = [Self::Txt, Self::Srt, Self::Vtt, Self::Json];
+    pub const ALL: [TranscriptFormat; 5] =
+        [Self::Txt, Self::Srt, Self::Vtt, Self::Json, Self::Rttm];
+
+    /// Whether a run keeps this rendering as an artifact of its own. RTTM is for
+    /// diarization tools, asked for on the command line; the service keeps the turns in
+    /// the transcript's JSON.
+    pub fn is_stored(self) -> bool {
+        self != Self::Rttm
+    }
 
     /// The file extension, which is also the format's name on the command line.
     pub fn extension(self) -> &'static str {
@@ -32,6 +42,7 @@ impl TranscriptFormat {
             Self::Srt => "srt",
             Self::Vtt => "vtt",
             Self::Json => "json",
+            Self::Rttm => "rttm",
         }
     }
 
@@ -42,6 +53,7 @@ impl TranscriptFormat {
             Self::Srt => "application/x-subrip; charset=utf-8",
             Self::Vtt => "text/vtt; charset=utf-8",
             Self::Json => "application/json",
+            Self::Rttm => "text/plain; charset=utf-8",
         }
     }
 
@@ -52,13 +64,14 @@ impl TranscriptFormat {
             Self::Srt => to_srt(transcript),
             Self::Vtt => to_vtt(transcript),
             Self::Json => to_json(transcript),
+            Self::Rttm => to_rttm(transcript, "recording"),
         }
     }
 }
 
 /// The name given is not a known transcript format.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown transcript format {0:?} (expected txt, srt, vtt or json)")]
+#[error("unknown transcript format {0:?} (expected txt, srt, vtt, json or rttm)")]
 pub struct UnknownFormat(String);
 
 impl FromStr for TranscriptFormat {
@@ -72,14 +85,46 @@ impl FromStr for TranscriptFormat {
     }
 }
 
-/// One line per segment.
+/// One line per segment, `Name: text` when the speakers are known.
 pub fn to_txt(transcript: &Transcript) -> String {
     let mut out = String::new();
     for segment in transcript.segments.iter().filter(|s| !s.text.is_empty()) {
+        if let Some(name) = transcript.speaker_name(segment) {
+            let _ = write!(out, "{}: ", one_line(name));
+        }
         out.push_str(&segment.text);
         out.push('\n');
     }
     out
+}
+
+/// RTTM: one `SPEAKER` line per turn, times in seconds; `file` names the recording.
+pub fn to_rttm(transcript: &Transcript, file: &str) -> String {
+    let field = |text: &str| {
+        let field: String = text.split_whitespace().collect::<Vec<_>>().join("_");
+        if field.is_empty() {
+            String::from("<NA>")
+        } else {
+            field
+        }
+    };
+    let file = field(file);
+    let mut out = String::new();
+    for turn in &transcript.turns {
+        let _ = writeln!(
+            out,
+            "SPEAKER {file} 1 {:.3} {:.3} <NA> <NA> {} <NA> <NA>",
+            turn.start,
+            (turn.end - turn.start).max(0.0),
+            field(&turn.speaker)
+        );
+    }
+    out
+}
+
+/// A speaker's name on one line (names come from people: a newline would break a cue).
+fn one_line(name: &str) -> String {
+    name.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// SubRip: numbered cues, `hh:mm:ss,mmm --> hh:mm:ss,mmm`.
@@ -93,10 +138,22 @@ pub fn to_srt(transcript: &Transcript) -> String {
             index + 1,
             timestamp(segment.start, ','),
             timestamp(segment.end, ','),
-            cue_text(&segment.text)
+            cue_text(&spoken(transcript, segment, |name| format!("{name}: ")))
         );
     }
     out
+}
+
+/// The segment's text after its speaker, written by `label`, when it has one.
+fn spoken(
+    transcript: &Transcript,
+    segment: &crate::transcript::Segment,
+    label: impl Fn(&str) -> String,
+) -> String {
+    match transcript.speaker_name(segment) {
+        Some(name) => format!("{}{}", label(&one_line(name)), segment.text),
+        None => segment.text.clone(),
+    }
 }
 
 /// WebVTT: a `WEBVTT` header, then `hh:mm:ss.mmm --> hh:mm:ss.mmm` cues.
@@ -108,7 +165,10 @@ pub fn to_vtt(transcript: &Transcript) -> String {
             "{} --> {}\n{}\n",
             timestamp(segment.start, '.'),
             timestamp(segment.end, '.'),
-            cue_text(&segment.text)
+            // A voice span names the speaker; `<`, `>` and `&` cannot appear in it.
+            cue_text(&spoken(transcript, segment, |name| {
+                format!("<v {}>", name.replace(['<', '>', '&'], ""))
+            }))
         );
     }
     out
@@ -149,7 +209,7 @@ pub fn clock(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcript::{Segment, TRANSCRIPT_FORMAT_VERSION};
+    use crate::transcript::{Segment, Speaker, SpeakerTurn, TRANSCRIPT_FORMAT_VERSION};
 
     fn sample() -> Transcript {
         Transcript {
@@ -180,7 +240,42 @@ mod tests {
                     ..Segment::default()
                 },
             ],
+            speakers: Vec::new(),
+            turns: Vec::new(),
         }
+    }
+
+    fn with_speakers() -> Transcript {
+        let mut transcript = sample();
+        transcript.segments[0].speaker = Some("S1".into());
+        transcript.segments[2].speaker = Some("S2".into());
+        transcript.speakers = vec![
+            Speaker { id: "S1".into(), name: Some("Sarah\nChen".into()), talk_time: 1.5 },
+            Speaker { id: "S2".into(), name: None, talk_time: 0.75 },
+        ];
+        transcript.turns = vec![
+            SpeakerTurn { start: 0.0, end: 1.5, speaker: "S1".into() },
+            SpeakerTurn { start: 3661.25, end: 3662.0, speaker: "S2".into() },
+        ];
+        transcript
+    }
+
+    #[test]
+    fn speakers_are_named_in_every_format() {
+        let transcript = with_speakers();
+        let txt = to_txt(&transcript);
+        assert!(txt.starts_with("Sarah Chen: Hello.\nS2: a --> b"), "{txt}");
+        assert!(to_srt(&transcript).contains("\nSarah Chen: Hello.\n"));
+        assert!(to_vtt(&transcript).contains("\n<v Sarah Chen>Hello.\n"));
+        let rttm = to_rttm(&transcript, "my call");
+        assert_eq!(
+            rttm.lines().next(),
+            Some("SPEAKER my_call 1 0.000 1.500 <NA> <NA> S1 <NA> <NA>")
+        );
+        assert_eq!(rttm.lines().count(), 2);
+        let back: Transcript =
+            serde_json::from_str(&to_json(&transcript)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, transcript);
     }
 
     #[test]

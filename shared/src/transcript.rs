@@ -8,8 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the serialized transcript; bump it when a field changes meaning.
-/// Version 2 added each segment's language and the model's confidence.
-pub const TRANSCRIPT_FORMAT_VERSION: u32 = 2;
+/// Version 2 added each segment's language and the model's confidence; version 3 the
+/// speakers (who speaks each segment and word, and the turns diarization found).
+pub const TRANSCRIPT_FORMAT_VERSION: u32 = 3;
 
 /// A full transcript of one recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +26,43 @@ pub struct Transcript {
     pub model: String,
     /// Segments in time order, never overlapping.
     pub segments: Vec<Segment>,
+    /// The speakers diarization found, the one who speaks most first; empty when it did not
+    /// run (or found no speech).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speakers: Vec<Speaker>,
+    /// Who speaks when, as diarization found it (turns of different speakers may overlap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<SpeakerTurn>,
+}
+
+/// A speaker of the recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speaker {
+    /// The label segments carry: "S1", "S2", … in order of talk time.
+    pub id: String,
+    /// The name a person gave this speaker, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Seconds this speaker talks (overlapping speech counts for each speaker in it).
+    pub talk_time: f64,
+}
+
+impl Speaker {
+    /// The name to show: the given name, or the label.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// A stretch of time one speaker talks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeakerTurn {
+    /// Start time in seconds.
+    pub start: f64,
+    /// End time in seconds.
+    pub end: f64,
+    /// The speaker's label ([`Speaker::id`]).
+    pub speaker: String,
 }
 
 /// A stretch of speech, usually one sentence or phrase.
@@ -50,6 +88,9 @@ pub struct Segment {
     /// Word timings, present only when they were asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub words: Option<Vec<Word>>,
+    /// The label of the speaker who holds most of this segment, when diarization ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 /// One word with its timing.
@@ -63,6 +104,9 @@ pub struct Word {
     pub text: String,
     /// The model's mean token probability for this word, from 0 to 1.
     pub probability: f32,
+    /// The label of the speaker of this word, when diarization ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 /// Why stored transcript JSON cannot be read.
@@ -118,6 +162,17 @@ impl Transcript {
         }
         totals.sort_by(|a, b| b.1.total_cmp(&a.1));
         totals.into_iter().map(|(language, total)| (language, total / all.max(1e-9))).collect()
+    }
+
+    /// The speaker labelled `id`.
+    pub fn speaker(&self, id: &str) -> Option<&Speaker> {
+        self.speakers.iter().find(|speaker| speaker.id == id)
+    }
+
+    /// The name to show for the speaker of `segment`, when it has one.
+    pub fn speaker_name<'a>(&'a self, segment: &'a Segment) -> Option<&'a str> {
+        let id = segment.speaker.as_deref()?;
+        Some(self.speaker(id).map_or(id, Speaker::display_name))
     }
 
     /// The text of every segment joined by single spaces.

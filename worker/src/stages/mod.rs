@@ -3,6 +3,7 @@
 //! daemon and the command line fetch inputs, call a stage and store what it returns.
 
 pub mod decode;
+pub mod diarize;
 pub mod notify;
 pub mod render;
 pub mod resample;

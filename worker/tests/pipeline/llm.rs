@@ -76,6 +76,8 @@ fn long_meeting(copies: usize) -> Transcript {
         duration: span * copies as f64,
         model: one.model.clone(),
         segments,
+        speakers: Vec::new(),
+        turns: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! subcommand lives in its own module.
 
 mod client;
+mod diarize;
 mod follow;
 mod jobs;
 mod models;
@@ -36,6 +37,8 @@ enum Command {
     Process(Box<process::Args>),
     /// Transcribe a recording (audio or video) with Whisper.
     Transcribe(transcribe::Args),
+    /// Who speaks when in a recording, as RTTM (no transcription).
+    Diarize(diarize::Args),
     /// Word error rate of a transcript against a reference text.
     Wer(wer::Args),
     /// List and install Whisper models, the speech detector and ONNX Runtime.
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Process(args) => process::run(*args),
         Command::Transcribe(args) => transcribe::run(args),
+        Command::Diarize(args) => diarize::run(args),
         Command::Wer(args) => wer::run(args),
         Command::Models(args) => models::run(args),
         Command::Submit(args) => submit::run(*args),

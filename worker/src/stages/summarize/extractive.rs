@@ -307,6 +307,8 @@ mod tests {
                     ..Segment::default()
                 })
                 .collect(),
+            speakers: Vec::new(),
+            turns: Vec::new(),
         }
     }
 

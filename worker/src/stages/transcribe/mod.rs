@@ -301,6 +301,8 @@ impl WhisperModel {
             duration,
             model: self.name.clone(),
             segments,
+            speakers: Vec::new(),
+            turns: Vec::new(),
         };
         if let Some((main, _)) = transcript.languages().into_iter().next() {
             transcript.language = main;

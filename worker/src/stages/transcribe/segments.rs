@@ -167,6 +167,7 @@ impl WindowResult {
                         end: end.clamp(start.clamp(segment.start, segment.end), segment.end),
                         text,
                         probability,
+                        speaker: None,
                     });
                 }
                 tokens.clear();
