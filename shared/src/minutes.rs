@@ -42,8 +42,56 @@ pub struct Minutes {
     /// How far to trust the transcript (absent in minutes made before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<Quality>,
+    /// Who took part, the one who talks most first (empty when the speakers are not known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<Participant>,
     /// The transcript the minutes were made from.
     pub transcript: Vec<Segment>,
+}
+
+/// A speaker of the meeting and how much they talk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The label the transcript's segments carry ("S1", …).
+    pub speaker: String,
+    /// The name a person gave them, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Seconds they talk.
+    pub talk_time: f64,
+    /// Their share of all the talk time, from 0 to 1.
+    pub share: f64,
+}
+
+impl Participant {
+    /// The participants of `transcript`, from its speakers.
+    pub fn of(transcript: &Transcript) -> Vec<Participant> {
+        let total: f64 = transcript.speakers.iter().map(|s| s.talk_time).sum();
+        transcript
+            .speakers
+            .iter()
+            .map(|speaker| Participant {
+                speaker: speaker.id.clone(),
+                name: speaker.name.clone(),
+                talk_time: speaker.talk_time,
+                share: if total > 0.0 { speaker.talk_time / total } else { 0.0 },
+            })
+            .collect()
+    }
+
+    /// The name to show: the given name, or the label.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.speaker)
+    }
+}
+
+impl Minutes {
+    /// The name to show for the speaker of `segment`, when it has one.
+    pub fn speaker_name<'a>(&'a self, segment: &'a Segment) -> Option<&'a str> {
+        let id = segment.speaker.as_deref()?;
+        let participant = self.participants.iter().find(|p| p.speaker == id);
+        Some(participant.map_or(id, Participant::display_name))
+    }
 }
 
 /// A short note on how the transcript was made and how sure the model was.

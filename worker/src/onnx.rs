@@ -135,6 +135,15 @@ pub fn check_library(library: &Path) -> Result<(), OnnxError> {
 
 /// A session on `model` with one intra-op thread (the callers run their own threads).
 pub fn session(library: &Path, model: &Path) -> Result<Session, OnnxError> {
+    session_with_threads(library, model, 1)
+}
+
+/// A session on `model` whose operators use `threads` threads.
+pub fn session_with_threads(
+    library: &Path,
+    model: &Path,
+    threads: usize,
+) -> Result<Session, OnnxError> {
     let environment = environment(library)?;
     if !model.is_file() {
         return Err(OnnxError::MissingModel { path: model.to_path_buf() });
@@ -142,7 +151,7 @@ pub fn session(library: &Path, model: &Path) -> Result<Session, OnnxError> {
     let failed = |source: ort::Error| OnnxError::Model { path: model.to_path_buf(), source };
     let mut builder = Session::builder(environment)
         .map_err(failed)?
-        .with_intra_threads(1)
+        .with_intra_threads(threads.max(1))
         .map_err(|e| failed(e.into()))?
         .with_inter_threads(1)
         .map_err(|e| failed(e.into()))?;

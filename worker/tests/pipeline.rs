@@ -50,6 +50,8 @@ mod service;
 mod service_failures;
 #[path = "pipeline/service_flows.rs"]
 mod service_flows;
+#[path = "pipeline/speakers.rs"]
+mod speakers;
 #[path = "pipeline/versions.rs"]
 mod versions;
 #[path = "pipeline/web.rs"]

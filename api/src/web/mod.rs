@@ -198,6 +198,28 @@ async fn minutes_of(state: &AppState, job: &Job) -> Option<Minutes> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Who took part: name, talk time and share, when the speakers are known.
+fn participants_html(minutes: &Minutes) -> String {
+    if minutes.participants.is_empty() {
+        return String::new();
+    }
+    let rows: String = minutes
+        .participants
+        .iter()
+        .map(|p| {
+            format!(
+                r#"<tr><td>{}</td><td class="at">{}</td><td>{:.0} %</td></tr>"#,
+                escape(p.display_name()),
+                stamp(p.talk_time),
+                p.share * 100.0
+            )
+        })
+        .collect();
+    format!(
+        r#"<section aria-labelledby="participants-h"><h2 id="participants-h">Participants</h2><table id="participants"><thead><tr><th>Name</th><th>Talk time</th><th>Share</th></tr></thead><tbody>{rows}</tbody></table></section>"#
+    )
+}
+
 fn minutes_html(minutes: &Minutes) -> String {
     let points = |items: &[minutes_shared::Point]| -> String {
         items
@@ -207,7 +229,8 @@ fn minutes_html(minutes: &Minutes) -> String {
             })
             .collect()
     };
-    let mut out = format!(
+    let mut out = participants_html(minutes);
+    out += &format!(
         r#"<section aria-labelledby="summary-h"><h2 id="summary-h">Summary</h2><p id="summary">{}</p></section>"#,
         escape(&minutes.summary)
     );
@@ -262,8 +285,11 @@ fn transcript_html(minutes: &Minutes) -> String {
                 true => (r#" class="unsure""#, r#" <span class="unsure-mark" title="the speech recognition was unsure of this line">(?)</span>"#),
                 false => ("", ""),
             };
+            let speaker = minutes.speaker_name(segment).map_or(String::new(), |name| {
+                format!(r#"<span class="speaker">{}:</span> "#, escape(name))
+            });
             format!(
-                r#"<li{class}><span class="at">[{}]</span> {}{mark}</li>"#,
+                r#"<li{class}><span class="at">[{}]</span> {speaker}{}{mark}</li>"#,
                 stamp(segment.start),
                 escape(&segment.text)
             )

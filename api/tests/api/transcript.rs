@@ -43,6 +43,7 @@ async fn the_job_page_shows_the_transcript_with_unsure_lines_marked() {
             speech_share: 1.0,
             low_confidence_share: 0.5,
         }),
+        participants: vec![],
         transcript,
     };
     let job = app.repo.get(id).await.unwrap().unwrap();

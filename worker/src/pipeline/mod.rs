@@ -25,6 +25,7 @@ use minutes_shared::stage::{Stage, MINUTES_JSON, MINUTES_PDF};
 use minutes_shared::{Minutes, Transcript};
 
 use crate::decoder_process::SupervisedDecoder;
+use crate::stages::diarize::{ClusterOptions, Diarizer};
 use crate::stages::render::RenderOptions;
 use crate::stages::summarize::{MeetingInfo, Summarizer};
 use crate::stages::transcribe::speech::SpeechDetector;
@@ -128,6 +129,15 @@ pub trait Notifier: Sync {
 /// thread: loading reads hundreds of megabytes).
 pub type ModelLoader = Arc<dyn Fn() -> Result<Arc<WhisperModel>, PipelineError> + Send + Sync>;
 
+/// The diarize stage's models and settings.
+#[derive(Clone)]
+pub struct Diarize {
+    /// The loaded models (shared by every run of the process).
+    pub diarizer: Arc<Diarizer>,
+    /// How many speakers, and how voices are told apart.
+    pub options: ClusterOptions,
+}
+
 /// What one run is made of, besides its store.
 pub struct Inputs<'a> {
     /// Title, date and file name of the meeting.
@@ -140,6 +150,8 @@ pub struct Inputs<'a> {
     pub detector: SpeechDetector,
     /// How to transcribe.
     pub transcribe: TranscribeOptions,
+    /// Who speaks when; `None` leaves the transcript without speakers.
+    pub diarize: Option<Diarize>,
     /// Who writes the minutes.
     pub summarizer: &'a dyn Summarizer,
     /// Whether the extractive summarizer writes the minutes when the chosen one fails;

@@ -3,6 +3,7 @@
 //! CPU-bound work runs on blocking threads; a panic there fails the run, not the process.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,8 +13,11 @@ use minutes_shared::subtitles::TranscriptFormat;
 use minutes_shared::{Minutes, Transcript};
 
 use super::TRANSCRIPT_JSON;
-use super::{clock, Artifacts, Control, Inputs, LocalRecording, PipelineError, StopReason};
+use super::{
+    clock, Artifacts, Control, Diarize, Inputs, LocalRecording, PipelineError, StopReason,
+};
 use crate::decoder_process::SupervisedError;
+use crate::stages::diarize::{assign, DiarizeError};
 use crate::stages::render::render_pdf;
 use crate::stages::summarize::{assemble, summarize_or_fall_back, Summarized};
 use crate::stages::transcribe::TranscribeError;
@@ -81,6 +85,8 @@ pub(super) async fn transcribe(
     let detector = inputs.detector.clone();
     let transcribe_control = control.clone();
     control.report(Stage::Transcribe, 10.0, format!("transcribing 0:00 of {}", clock(duration)));
+    let audio = Arc::new(audio);
+    let audio_for_speakers = Arc::clone(&audio);
     let transcript = blocking(Stage::Transcribe, move || {
         model.transcribe(&audio.samples, &detector, &options, &mut |fraction| {
             transcribe_control.report(
@@ -102,8 +108,49 @@ pub(super) async fn transcribe(
         }
         error => PipelineError::transient(error),
     })?;
+    let transcript = match &inputs.diarize {
+        Some(diarize) => find_speakers(diarize, transcript, audio_for_speakers, control).await?,
+        None => transcript,
+    };
     control.finished(Stage::Transcribe, started.elapsed());
     Ok((duration, transcript))
+}
+
+/// Finds the speakers of the recording and gives the transcript theirs. It runs in the
+/// transcription step, while the samples are in memory (they are never stored).
+async fn find_speakers(
+    diarize: &Diarize,
+    mut transcript: Transcript,
+    audio: Arc<crate::audio::Audio>,
+    control: &Control,
+) -> Result<Transcript, PipelineError> {
+    let started = Instant::now();
+    control.report(Stage::Transcribe, 85.0, "finding the speakers");
+    let diarizer = Arc::clone(&diarize.diarizer);
+    let options = diarize.options;
+    let speakers_control = control.clone();
+    let diarization = blocking(Stage::Transcribe, move || {
+        diarizer.diarize(&audio.samples, &options, &mut |fraction| {
+            speakers_control.report(
+                Stage::Transcribe,
+                85.0 + 4.0 * fraction as f32,
+                "finding the speakers",
+            );
+            speakers_control.stop_reason().is_none()
+        })
+    })
+    .await?
+    .map_err(|error| match error {
+        DiarizeError::Cancelled => stopped(control),
+        error => PipelineError::transient(error),
+    })?;
+    tracing::info!(
+        speakers = diarization.speakers,
+        seconds = started.elapsed().as_secs_f64(),
+        "found the speakers"
+    );
+    assign::attach(&mut transcript, &diarization);
+    Ok(transcript)
 }
 
 /// Stores the transcript in every format, the JSON last: its presence says the step is
@@ -113,7 +160,7 @@ pub(super) async fn store_transcript(
     transcript: &Transcript,
 ) -> Result<(), PipelineError> {
     for format in TranscriptFormat::ALL {
-        if format != TranscriptFormat::Json {
+        if format != TranscriptFormat::Json && format.is_stored() {
             let name = format!("transcript.{}", format.extension());
             store.store(&name, Bytes::from(format.render(transcript))).await?;
         }

@@ -44,7 +44,7 @@ use super::models::Models;
 use super::runner::{self, RunOptions, Tools};
 use super::settings::WorkerSettings;
 use crate::mail::Outbox;
-use crate::pipeline::PipelineError;
+use crate::pipeline::{Diarize, PipelineError};
 use crate::settings::{Provider, SummarizerArgs};
 
 /// Why the daemon could not start.
@@ -105,12 +105,13 @@ pub async fn serve(
         .map_err(|e| DaemonError::Settings(e.to_string()))?;
     let outbox = Outbox::new(&settings.mail()).map_err(|e| DaemonError::Settings(e.to_string()))?;
     settings.recognition.check().map_err(|e| DaemonError::Settings(e.to_string()))?;
-    let (model, detector) = {
+    let (model, detector, diarizer) = {
         let recognition = settings.recognition.clone();
         tokio::task::spawn_blocking(move || {
             Ok::<_, crate::settings::RecognitionError>((
                 recognition.load_model()?,
                 recognition.speech_detector()?,
+                recognition.diarizer()?,
             ))
         })
         .await
@@ -146,6 +147,10 @@ pub async fn serve(
             settings.recognition.locations(),
         )),
         detector,
+        diarize: diarizer.map(|diarizer| Diarize {
+            diarizer: Arc::new(diarizer),
+            options: settings.recognition.diarization.cluster_options(),
+        }),
         summarizer: Arc::from(summarizer),
         openai: Arc::from(openai),
         outbox,

@@ -168,8 +168,20 @@ fn single_line(text: &str) -> String {
     text.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
+/// "Sarah Chen 60 %, S2 40 %": who took part and their share of the talk.
+fn participants_line(minutes: &Minutes) -> String {
+    let names = minutes
+        .participants
+        .iter()
+        .map(|p| format!("{} {:.0} %", single_line(p.display_name()), p.share * 100.0));
+    names.collect::<Vec<_>>().join(", ")
+}
+
 fn plain_body(minutes: &Minutes, link: Option<&str>, attached: bool) -> String {
     let mut out = format!("{}\n{}\n\n", single_line(&minutes.title), minutes.date);
+    if !minutes.participants.is_empty() {
+        out.push_str(&format!("Participants\n{}\n\n", participants_line(minutes)));
+    }
     out.push_str(&format!("Summary\n{}\n\n", minutes.summary));
     if !minutes.decisions.is_empty() {
         out.push_str("Decisions\n");
@@ -207,6 +219,14 @@ fn html_body(minutes: &Minutes, link: Option<&str>, attached: bool) -> String {
         escape(&minutes.date),
         escape(&minutes.summary)
     );
+    if !minutes.participants.is_empty() {
+        let line = escape(&participants_line(minutes));
+        out = out.replacen(
+            "<h2>Summary</h2>",
+            &format!("<h2>Participants</h2><p>{line}</p><h2>Summary</h2>"),
+            1,
+        );
+    }
     if !minutes.decisions.is_empty() {
         out.push_str("<h2>Decisions</h2><ul>");
         for d in &minutes.decisions {
@@ -262,6 +282,7 @@ mod tests {
             open_questions: vec![],
             summarizer: SummarizerInfo::extractive(),
             quality: None,
+            participants: Vec::new(),
             transcript: vec![],
         }
     }

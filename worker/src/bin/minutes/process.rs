@@ -20,8 +20,8 @@ use minutes_shared::stage::{Stage, MINUTES_JSON, MINUTES_PDF, TRANSCRIPT_ARTIFAC
 use minutes_shared::Minutes;
 use minutes_worker::mail::Outbox;
 use minutes_worker::pipeline::{
-    self, recording_key, write_atomically, Control, FolderArtifacts, Inputs, ModelLoader, Notifier,
-    PipelineError, StageInputs, StopFlag,
+    self, recording_key, write_atomically, Control, Diarize, FolderArtifacts, Inputs, ModelLoader,
+    Notifier, PipelineError, StageInputs, StopFlag,
 };
 use minutes_worker::settings::{DeliveryArgs, RecognitionArgs, SummarizerArgs};
 use minutes_worker::stages::notify::{
@@ -68,6 +68,7 @@ pub struct Args {
 struct Tools {
     model: ModelLoader,
     detector: SpeechDetector,
+    diarize: Option<Diarize>,
     summarizer: Box<dyn Summarizer>,
     outbox: Outbox,
     runtime: Runtime,
@@ -90,10 +91,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let detector = args.recognition.speech_detector()?;
+    let diarize = args.recognition.diarizer()?.map(|diarizer| Diarize {
+        diarizer: Arc::new(diarizer),
+        options: args.recognition.diarization.cluster_options(),
+    });
     let bar = Progress::new();
     let tools = Tools {
         model: lazy_model(&args.recognition, &bar),
         detector,
+        diarize,
         summarizer,
         outbox,
         runtime,
@@ -209,6 +215,7 @@ fn process_one(args: &Args, tools: &Tools, file: &Path) -> anyhow::Result<Outcom
         model: Arc::clone(&tools.model),
         detector: tools.detector.clone(),
         transcribe: args.recognition.transcribe_options(),
+        diarize: tools.diarize.clone(),
         summarizer: tools.summarizer.as_ref(),
         summary_fallback: args.summarizer.summary_fallback,
         render: RenderOptions { paper: args.delivery.paper, created_unix },

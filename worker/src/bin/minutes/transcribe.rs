@@ -1,4 +1,5 @@
-//! `minutes transcribe FILE`: a recording to a transcript in txt, srt, vtt or json.
+//! `minutes transcribe FILE`: a recording to a transcript in txt, srt, vtt, json or rttm,
+//! with its speakers unless `--speakers off`.
 
 use std::io::Write as _;
 use std::ops::ControlFlow;
@@ -6,11 +7,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use minutes_shared::subtitles::TranscriptFormat;
+use minutes_shared::subtitles::{to_rttm, TranscriptFormat};
 
 use crate::progress::Progress;
 use minutes_worker::pipeline::write_atomically;
 use minutes_worker::settings::RecognitionArgs;
+use minutes_worker::stages::diarize::assign;
 
 /// Arguments of `minutes transcribe`; every option can also come from the environment.
 #[derive(Debug, clap::Args)]
@@ -60,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.stage("loading model");
     let model = args.recognition.load_model()?;
     let detector = args.recognition.speech_detector()?;
+    let diarizer = args.recognition.diarizer()?;
     let load_seconds = run_started.elapsed().as_secs_f64() - decode_seconds;
 
     bar.stage("transcribing");
@@ -76,6 +79,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
         .with_context(|| name.clone())?;
     let transcribe_seconds = started.elapsed().as_secs_f64();
+    let mut transcript = transcript;
+    let started = Instant::now();
+    if let Some(diarizer) = &diarizer {
+        bar.stage("finding the speakers");
+        let options = args.recognition.diarization.cluster_options();
+        let diarization = diarizer
+            .diarize(&audio.samples, &options, &mut |fraction| {
+                bar.set(fraction);
+                true
+            })
+            .with_context(|| name.clone())?;
+        assign::attach(&mut transcript, &diarization);
+    }
+    let diarize_seconds = started.elapsed().as_secs_f64();
     bar.finish(&format!(
         "transcribed {:.1} s of audio in {:.1} s ({:.1}x real time)",
         audio.duration(),
@@ -84,12 +101,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ));
     if args.timings {
         eprintln!(
-            "{{\"audio_seconds\":{:.3},\"decode_seconds\":{decode_seconds:.3},\"load_seconds\":{load_seconds:.3},\"transcribe_seconds\":{transcribe_seconds:.3}}}",
+            "{{\"audio_seconds\":{:.3},\"decode_seconds\":{decode_seconds:.3},\"load_seconds\":{load_seconds:.3},\"transcribe_seconds\":{transcribe_seconds:.3},\"diarize_seconds\":{diarize_seconds:.3}}}",
             audio.duration()
         );
     }
 
-    let rendered = format.render(&transcript);
+    let rendered = match format {
+        TranscriptFormat::Rttm => {
+            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
+            to_rttm(&transcript, &stem.unwrap_or_default())
+        }
+        format => format.render(&transcript),
+    };
     match &args.out {
         Some(out) => write_atomically(out, rendered.as_bytes())
             .with_context(|| format!("{}: cannot write", out.display()))?,

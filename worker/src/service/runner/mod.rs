@@ -29,7 +29,7 @@ use super::metrics::Metrics;
 use super::models::Models;
 use crate::decoder_process::SupervisedDecoder;
 use crate::mail::Outbox;
-use crate::pipeline::{self, Control, Inputs, ModelLoader, PipelineError};
+use crate::pipeline::{self, Control, Diarize, Inputs, ModelLoader, PipelineError};
 use crate::stages::render::{Paper, RenderOptions};
 use crate::stages::summarize::{Extractive, MeetingInfo, Summarizer};
 use crate::stages::transcribe::speech::SpeechDetector;
@@ -45,6 +45,8 @@ pub struct Tools {
     pub models: Arc<Models>,
     /// Finds the speech in a recording.
     pub detector: SpeechDetector,
+    /// Finds who speaks when; `None` when the operator turned diarization off.
+    pub diarize: Option<Diarize>,
     /// The provider used when a job does not name one.
     pub summarizer: Arc<dyn Summarizer>,
     /// The OpenAI-compatible provider, for jobs that ask for `openai`.
@@ -159,6 +161,7 @@ fn inputs<'a>(tools: &'a Tools, job: &Job) -> Inputs<'a> {
         model,
         detector: tools.detector.clone(),
         transcribe,
+        diarize: tools.diarize.clone(),
         summarizer,
         summary_fallback: tools.options.summary_fallback,
         render: RenderOptions {

@@ -5,8 +5,8 @@
 //! The features are Resemblyzer's: the audio scaled to -30 dBFS, a power mel spectrogram
 //! of 25 ms windows every 10 ms (librosa's Slaney filters), cut into 1.6 s partials at 1.3
 //! a second; the embedding of a stretch of speech is the normalised mean of its partials'.
-//! A stretch is embedded from at most [`MAX_PARTIALS`] partials spread over it: the LSTM is
-//! the cost of diarization, and three partials already fix a voice.
+//! A stretch is embedded from at most [`MAX_PARTIALS`] partials spread over it (a 1.6 s
+//! window, as the diarize stage gives, is one).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -120,12 +120,8 @@ impl VoiceEncoder {
         Ok(Self { layers, linear, linear_bias, filters: slaney_filters(), window, fft })
     }
 
-    /// The embedding of a stretch of speech (16 kHz mono), `None` when it is silent.
-    pub fn embed(&self, speech: &[f32]) -> Option<[f32; EMBEDDING]> {
-        self.embed_all(&[speech]).pop().flatten()
-    }
-
-    /// The embeddings of several stretches, their partials batched through the network.
+    /// The embeddings of several stretches (16 kHz mono; `None` for a silent one), their
+    /// partials batched through the network.
     pub fn embed_all(&self, stretches: &[&[f32]]) -> Vec<Option<[f32; EMBEDDING]>> {
         let mut partials: Vec<Vec<f32>> = Vec::new();
         let mut owners: Vec<usize> = Vec::new();

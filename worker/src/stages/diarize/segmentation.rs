@@ -56,9 +56,12 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
-    /// Loads `model` on the ONNX Runtime library at `library`.
+    /// Loads `model` on the ONNX Runtime library at `library`. Diarization runs after
+    /// transcription, when the cores are free: the network uses all of them.
     pub fn load(library: &Path, model: &Path) -> Result<Self, OnnxError> {
-        Ok(Self { session: Mutex::new(onnx::session(library, model)?), model: model.into() })
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let session = onnx::session_with_threads(library, model, threads)?;
+        Ok(Self { session: Mutex::new(session), model: model.into() })
     }
 
     /// The chunk starts for `samples` samples: every [`STEP`], and one more ending at the

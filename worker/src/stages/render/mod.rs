@@ -12,7 +12,7 @@ mod write;
 
 use self::fonts::{Fonts, Weight};
 use self::write::write_pdf;
-use minutes_shared::minutes::{ActionItem, Minutes, Point as MinutesPoint};
+use minutes_shared::minutes::{ActionItem, Minutes, Participant, Point as MinutesPoint};
 use minutes_shared::subtitles::clock;
 
 /// Paper sizes.
@@ -126,6 +126,10 @@ struct Layout<'a> {
 impl Layout<'_> {
     fn document(&self, minutes: &Minutes) -> Vec<Block> {
         let mut blocks = self.title_block(minutes);
+        if !minutes.participants.is_empty() {
+            blocks.extend(self.heading("Participants"));
+            blocks.extend(self.participants(&minutes.participants));
+        }
         blocks.extend(self.heading("Summary"));
         let summary = if minutes.summary.is_empty() { "No summary." } else { &minutes.summary };
         blocks.extend(self.paragraph(summary, 0.0, Weight::Regular, BODY));
@@ -147,10 +151,13 @@ impl Layout<'_> {
         }
         for segment in &minutes.transcript {
             let unsure = segment.is_low_confidence();
-            let text = match unsure {
-                true => format!("{} {UNSURE_MARK}", segment.text),
-                false => segment.text.clone(),
+            let mut text = match minutes.speaker_name(segment) {
+                Some(name) => format!("{name}: {}", segment.text),
+                None => segment.text.clone(),
             };
+            if unsure {
+                text = format!("{text} {UNSURE_MARK}");
+            }
             blocks.extend(self.timed_lines(segment.start, &text, SMALL, unsure));
         }
         blocks
@@ -270,7 +277,7 @@ impl Layout<'_> {
         }
         let columns = [0.0, 80.0, 160.0, self.width - 52.0];
         let header =
-            self.row(&columns, ["Owner", "Due", "Item", "Time"].map(String::from), Weight::Bold);
+            self.row(&columns, &["Owner", "Due", "Item", "Time"].map(String::from), Weight::Bold);
         let mut blocks = vec![header.clone()];
         for item in items {
             let cells = [
@@ -279,14 +286,34 @@ impl Layout<'_> {
                 item.text.clone(),
                 clock(item.at),
             ];
-            let mut row = self.row(&columns, cells, Weight::Regular);
+            let mut row = self.row(&columns, &cells, Weight::Regular);
             row.repeat_header = Some(Box::new(header.clone()));
             blocks.push(row);
         }
         blocks
     }
 
-    fn row(&self, columns: &[f32; 4], cells: [String; 4], weight: Weight) -> Block {
+    /// The participants' table: name, talk time, share of the talk.
+    fn participants(&self, participants: &[Participant]) -> Vec<Block> {
+        let columns = [0.0, 200.0, 290.0];
+        let names = ["Name", "Talk time", "Share"].map(String::from);
+        let header = self.row(&columns, &names, Weight::Bold);
+        let mut blocks = vec![header.clone()];
+        for participant in participants {
+            let cells = [
+                participant.display_name().to_string(),
+                human_duration(participant.talk_time),
+                format!("{:.0} %", participant.share * 100.0),
+            ];
+            let mut row = self.row(&columns, &cells, Weight::Regular);
+            row.repeat_header = Some(Box::new(header.clone()));
+            blocks.push(row);
+        }
+        blocks
+    }
+
+    /// A table row: each cell wrapped in its column (`columns` are the left edges).
+    fn row(&self, columns: &[f32], cells: &[String], weight: Weight) -> Block {
         let padding = 4.0;
         let line_height = BODY * LEADING;
         let mut items = Vec::new();

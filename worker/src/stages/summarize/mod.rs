@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use minutes_shared::minutes::{
-    ActionItem, Minutes, Point, Quality, SummarizerInfo, MINUTES_FORMAT_VERSION,
+    ActionItem, Minutes, Participant, Point, Quality, SummarizerInfo, MINUTES_FORMAT_VERSION,
 };
 use minutes_shared::Transcript;
 
@@ -188,6 +188,7 @@ pub fn assemble(
         open_questions: content.open_questions,
         summarizer,
         quality: Some(Quality::of(transcript)),
+        participants: Participant::of(transcript),
         transcript: transcript.segments.clone(),
     }
 }
