@@ -266,6 +266,7 @@ pub async fn reprocess(
         summarizer: body.summarizer,
         vocabulary: nonempty(body.vocabulary),
         notify: None,
+        speakers: body.speakers,
     }
     .check(&state.settings.service.models, &state.settings.service.summarizers)?;
     let language = nonempty(body.language).map(|l| check_language(&l)).transpose()?;

@@ -19,7 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minutes_shared::jobs::NewJob;
-use minutes_shared::options::{check_language, JobOptions, SummarizerKind};
+use minutes_shared::options::{check_language, JobOptions, Speakers, SummarizerKind};
 use minutes_shared::storage::{job_prefix, upload_key, Upload};
 use uuid::Uuid;
 
@@ -73,6 +73,10 @@ pub struct UploadForm {
         pattern = r"^[^\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]*$"
     )]
     vocabulary: Option<String>,
+    /// Who speaks when: `auto` (the worker's default when omitted), a number from 1 to 20,
+    /// or `off`.
+    #[schema(nullable = false, pattern = r"^\s*(auto|off|[1-9]|1[0-9]|20)\s*$")]
+    speakers: Option<String>,
 }
 
 /// The fields besides the file.
@@ -353,10 +357,16 @@ async fn read_form(
             }
             "model" => options.job.model = nonempty(text(field).await?),
             "vocabulary" => options.job.vocabulary = nonempty(text(field).await?),
+            "speakers" => {
+                options.job.speakers = nonempty(text(field).await?)
+                    .map(|s| s.parse::<Speakers>())
+                    .transpose()
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unknown field {:?}: expected file, title, email, language, summarizer, \
-                     model, vocabulary, csrf",
+                     model, vocabulary, speakers, csrf",
                     other.chars().take(40).collect::<String>()
                 )))
             }

@@ -168,6 +168,10 @@ pub struct ReprocessBody {
     pub summarizer: Option<SummarizerKind>,
     /// Names and jargon to expect, e.g. "Kubernetes, Sarah Chen".
     pub vocabulary: Option<String>,
+    /// Who speaks when, from now on: `auto`, a number from 1 to 20, or `off` (a new count
+    /// takes a reprocess from transcribe).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^(auto|off|[1-9]|1[0-9]|20)$"))]
+    pub speakers: Option<crate::options::Speakers>,
     /// A new meeting title.
     pub title: Option<String>,
 }

@@ -106,6 +106,67 @@ pub struct JobOptions {
     /// `false`: send no minutes email (a reprocess that did not ask for one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<bool>,
+    /// Who speaks when: found (`auto`, the worker's default when omitted), a fixed
+    /// number, or not at all (`off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^(auto|off|[1-9]|1[0-9]|20)$"))]
+    pub speakers: Option<Speakers>,
+}
+
+/// How many speakers a recording has: found, given, or not looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Speakers {
+    /// As many as the recording has.
+    Auto,
+    /// Exactly this many (1 to 20).
+    Exactly(u8),
+    /// No diarization: the transcript has no speakers.
+    Off,
+}
+
+/// A speakers value that is not `auto`, `off` or a number from 1 to 20.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("speakers: expected auto, off or a number from 1 to 20, not {0:?}")]
+pub struct BadSpeakers(String);
+
+impl std::str::FromStr for Speakers {
+    type Err = BadSpeakers;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "off" | "none" | "0" => Ok(Self::Off),
+            n => match n.parse::<u8>() {
+                Ok(n @ 1..=20) => Ok(Self::Exactly(n)),
+                _ => Err(BadSpeakers(value.chars().take(40).collect())),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for Speakers {
+    type Error = BadSpeakers;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<Speakers> for String {
+    fn from(value: Speakers) -> Self {
+        value.to_string()
+    }
+}
+
+impl std::fmt::Display for Speakers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.pad("auto"),
+            Self::Off => f.pad("off"),
+            Self::Exactly(n) => f.pad(&n.to_string()),
+        }
+    }
 }
 
 /// Why options cannot be used.
@@ -157,6 +218,7 @@ impl JobOptions {
             summarizer: patch.summarizer.or(self.summarizer),
             vocabulary: patch.vocabulary.clone().or_else(|| self.vocabulary.clone()),
             notify: patch.notify.or(self.notify),
+            speakers: patch.speakers.or(self.speakers),
         }
     }
 }
@@ -222,6 +284,20 @@ mod tests {
             serde_json::from_str(r#"{"model": "base", "summarizer": "openai"}"#).expect("options");
         assert_eq!(options.summarizer, Some(SummarizerKind::Openai));
         assert!(serde_json::from_str::<JobOptions>(r#"{"summarizer": "gpt"}"#).is_err());
+    }
+
+    #[test]
+    fn speaker_counts_read_and_write_as_text_and_bad_ones_are_named() {
+        let options: JobOptions = serde_json::from_str(r#"{"speakers": "3"}"#).expect("options");
+        assert_eq!(options.speakers, Some(Speakers::Exactly(3)));
+        assert_eq!(serde_json::to_string(&options).ok().as_deref(), Some(r#"{"speakers":"3"}"#));
+        assert_eq!("OFF".parse::<Speakers>(), Ok(Speakers::Off));
+        assert_eq!("auto".parse::<Speakers>(), Ok(Speakers::Auto));
+        for bad in ["21", "many", "-1", ""] {
+            let error = bad.parse::<Speakers>().expect_err(bad).to_string();
+            assert!(error.contains("from 1 to 20"), "{error}");
+        }
+        assert!(serde_json::from_str::<JobOptions>(r#"{"speakers": "lots"}"#).is_err());
     }
 
     #[test]

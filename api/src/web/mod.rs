@@ -91,6 +91,9 @@ pub async fn upload_page(
   <label for="vocabulary">Names and terms to expect <span class="optional">(optional)</span></label>
   <input type="text" id="vocabulary" name="vocabulary" maxlength="500" autocomplete="off" aria-describedby="vocabulary-help">
   <p id="vocabulary-help" class="help">People, products and jargon, separated by commas, e.g. Kubernetes, Sarah Chen: the speech recognition spells them this way.</p>
+  <label for="speakers">Speakers</label>
+  <select id="speakers" name="speakers" aria-describedby="speakers-help"><option value="auto">Find them from the voices</option><option value="1">1</option><option value="2">2</option><option value="3">3</option><option value="4">4</option><option value="5">5</option><option value="6">6</option><option value="8">8</option><option value="10">10</option><option value="off">Do not identify speakers</option></select>
+  <p id="speakers-help" class="help">Knowing how many people speak helps tell their voices apart.</p>
   {models}<button type="submit" id="submit">Upload and make minutes</button>
   <div id="progress" class="progress" hidden>
     <label for="upload-bar">Uploading</label>

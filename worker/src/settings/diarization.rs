@@ -2,41 +2,11 @@
 //! are found, and where the two models are.
 
 use std::path::PathBuf;
-use std::str::FromStr;
+
+pub use minutes_shared::options::Speakers;
 
 use crate::models::Locations;
 use crate::stages::diarize::{ClusterOptions, DiarizeError, Diarizer, SpeakerCount};
-
-/// `--speakers`: found from the recording, a fixed number, or not at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Speakers {
-    /// As many as the recording has (within `--min-speakers`/`--max-speakers`).
-    Auto,
-    /// Exactly this many.
-    Exactly(usize),
-    /// No diarization: the transcript has no speakers.
-    Off,
-}
-
-/// A `--speakers` value that is not `auto`, `off` or a number from 1 to 20.
-#[derive(Debug, thiserror::Error)]
-#[error("expected auto, off or a number of speakers from 1 to 20, not {0:?}")]
-pub struct BadSpeakers(String);
-
-impl FromStr for Speakers {
-    type Err = BadSpeakers;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "off" | "none" | "0" => Ok(Self::Off),
-            n => match n.parse::<usize>() {
-                Ok(n @ 1..=20) => Ok(Self::Exactly(n)),
-                _ => Err(BadSpeakers(value.into())),
-            },
-        }
-    }
-}
 
 /// Diarization flags; every one can also come from the environment.
 #[derive(Debug, Clone, clap::Args)]
@@ -72,7 +42,7 @@ impl DiarizationArgs {
     /// How the voices are clustered.
     pub fn cluster_options(&self) -> ClusterOptions {
         let count = match self.speakers {
-            Speakers::Exactly(n) => SpeakerCount::exactly(n),
+            Speakers::Exactly(n) => SpeakerCount::exactly(usize::from(n)),
             Speakers::Auto | Speakers::Off => {
                 let max = usize::from(self.max_speakers.max(1));
                 SpeakerCount { min: usize::from(self.min_speakers).min(max), max }
@@ -94,20 +64,5 @@ impl DiarizationArgs {
             self.segmentation_model.clone().unwrap_or_else(|| locations.segmentation());
         let encoder = self.voice_encoder.clone().unwrap_or_else(|| locations.voice_encoder());
         Diarizer::load(onnxruntime, &segmentation, &encoder).map(Some)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn speaker_counts_parse_and_bad_ones_are_named() {
-        assert_eq!("auto".parse::<Speakers>().ok(), Some(Speakers::Auto));
-        assert_eq!("OFF".parse::<Speakers>().ok(), Some(Speakers::Off));
-        assert_eq!("3".parse::<Speakers>().ok(), Some(Speakers::Exactly(3)));
-        let error = "many".parse::<Speakers>().err().map(|e| e.to_string());
-        assert!(error.is_some_and(|e| e.contains("\"many\"")));
-        assert!("21".parse::<Speakers>().is_err());
     }
 }

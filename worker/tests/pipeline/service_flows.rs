@@ -278,3 +278,40 @@ async fn a_failing_summarizer_is_explained_in_the_events_and_its_error_kept_out_
     );
     service.stop().await;
 }
+
+/// An upload's `speakers` field reaches the worker: `off` gives a transcript without
+/// speakers, `2` one with two and minutes with two participants; a bad value is a 400
+/// naming the field, before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_speakers_upload_option_turns_diarization_off_or_fixes_the_count() {
+    let mut service = Service::start(Store::Local).await;
+    let upload = |speakers: &str| {
+        let bytes = std::fs::read(fixture("speakers/three_voices.flac")).expect("fixture");
+        let form = Form::new()
+            .part("file", Part::bytes(bytes).file_name("three_voices.flac"))
+            .text("speakers", speakers.to_string());
+        service.http.post(format!("{}/api/v1/jobs", service.base)).multipart(form).send()
+    };
+    let bad = upload("lots").await.unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("speakers: expected auto, off or a number"));
+    let mut ids = Vec::new();
+    for speakers in ["off", "2"] {
+        let response = upload(speakers).await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+        let job: Value = response.json().await.unwrap();
+        ids.push(job["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    service.spawn_worker(&[]);
+    let mut found = Vec::new();
+    for &id in &ids {
+        let job = service.wait_final(id, Duration::from_secs(180)).await;
+        assert_eq!(job.state, JobState::Done, "{}", service.logs());
+        let transcript: Value = service.download(id, "transcript.json").await.json().await.unwrap();
+        let minutes: Value = service.download(id, "minutes.json").await.json().await.unwrap();
+        let count = |value: &Value, key: &str| value[key].as_array().map_or(0, Vec::len);
+        found.push((count(&transcript, "speakers"), count(&minutes, "participants")));
+    }
+    assert_eq!(found, [(0, 0), (2, 2)], "(speakers, participants) for off and 2");
+    service.stop().await;
+}

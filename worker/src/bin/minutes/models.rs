@@ -36,16 +36,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::List => {
             println!("installed into {} (MINUTES_DATA_DIR)", locations.data.display());
-            println!("{:<12} {:<10} WHAT", "NAME", "STATE");
+            let width = COMPONENTS.iter().map(|c| c.name.len()).max().unwrap_or(4);
+            println!("{:<width$} {:<10} WHAT", "NAME", "STATE");
             for component in COMPONENTS {
                 let state = match (component.unusable, is_installed(component, &locations)) {
                     (Some(_), _) => "unusable",
                     (None, true) => "installed",
                     (None, false) => "-",
                 };
-                println!("{:<12} {:<10} {}", component.name, state, component.description);
+                println!("{:<width$} {:<10} {}", component.name, state, component.description);
                 if let Some(reason) = component.unusable {
-                    println!("{:<23} {reason}", "");
+                    println!("{:<w$} {reason}", "", w = width + 11);
                 }
             }
             Ok(())

@@ -65,6 +65,10 @@ pub struct Args {
     /// Names and jargon to expect, e.g. "Kubernetes, Sarah Chen".
     #[arg(long, env = "MINUTES_REPROCESS_VOCABULARY")]
     vocabulary: Option<String>,
+    /// Who speaks when from now on: auto, a number of speakers, or off (with --from
+    /// transcribe or earlier).
+    #[arg(long, env = "MINUTES_REPROCESS_SPEAKERS")]
+    speakers: Option<minutes_shared::options::Speakers>,
     /// Spoken language (ISO 639-1).
     #[arg(long, env = "MINUTES_REPROCESS_LANGUAGE")]
     language: Option<String>,
@@ -138,6 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         language: args.language.clone(),
         summarizer: args.summarizer,
         vocabulary: args.vocabulary.clone(),
+        speakers: args.speakers,
         title: args.title.clone(),
     };
     if args.dry_run {

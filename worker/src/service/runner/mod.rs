@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use minutes_shared::failure::FailureCode;
 use minutes_shared::jobs::{Job, JobRepo, Lease, RepoError};
-use minutes_shared::options::SummarizerKind;
+use minutes_shared::options::{Speakers, SummarizerKind};
 use minutes_shared::storage::{Storage, StorageError};
 
 use super::lease_keeper::{Reporter, StopFlag, StopReason};
@@ -30,6 +30,7 @@ use super::models::Models;
 use crate::decoder_process::SupervisedDecoder;
 use crate::mail::Outbox;
 use crate::pipeline::{self, Control, Diarize, Inputs, ModelLoader, PipelineError};
+use crate::stages::diarize::{ClusterOptions, SpeakerCount};
 use crate::stages::render::{Paper, RenderOptions};
 use crate::stages::summarize::{Extractive, MeetingInfo, Summarizer};
 use crate::stages::transcribe::speech::SpeechDetector;
@@ -161,13 +162,31 @@ fn inputs<'a>(tools: &'a Tools, job: &Job) -> Inputs<'a> {
         model,
         detector: tools.detector.clone(),
         transcribe,
-        diarize: tools.diarize.clone(),
+        diarize: diarize_for(tools, job),
         summarizer,
         summary_fallback: tools.options.summary_fallback,
         render: RenderOptions {
             paper: tools.options.paper,
             created_unix: job.created_at.timestamp(),
         },
+    }
+}
+
+/// The diarization of `job`: the worker's, unless the job turns it off or gives the
+/// number of speakers (a worker started with `--speakers off` has no models: its jobs get
+/// no speakers whatever they ask).
+fn diarize_for(tools: &Tools, job: &Job) -> Option<Diarize> {
+    let diarize = tools.diarize.clone()?;
+    match job.options.speakers {
+        Some(Speakers::Off) => None,
+        Some(Speakers::Exactly(n)) => Some(Diarize {
+            options: ClusterOptions {
+                count: SpeakerCount::exactly(usize::from(n)),
+                ..diarize.options
+            },
+            ..diarize
+        }),
+        Some(Speakers::Auto) | None => Some(diarize),
     }
 }
 
