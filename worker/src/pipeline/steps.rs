@@ -81,7 +81,11 @@ pub(super) async fn transcribe(
     let started = Instant::now();
     let load = inputs.model.clone();
     let model = blocking(Stage::Transcribe, move || load()).await??;
-    let options = inputs.transcribe.clone();
+    let mut options = inputs.transcribe.clone();
+    // Diarization splits lines where their words change speaker, so it needs word times;
+    // they are dropped again afterwards when they were not asked for.
+    let keep_words = options.word_timestamps;
+    options.word_timestamps |= inputs.diarize.is_some();
     let detector = inputs.detector.clone();
     let transcribe_control = control.clone();
     control.report(Stage::Transcribe, 10.0, format!("transcribing 0:00 of {}", clock(duration)));
@@ -109,7 +113,14 @@ pub(super) async fn transcribe(
         error => PipelineError::transient(error),
     })?;
     let transcript = match &inputs.diarize {
-        Some(diarize) => find_speakers(diarize, transcript, audio_for_speakers, control).await?,
+        Some(diarize) => {
+            let mut transcript =
+                find_speakers(diarize, transcript, audio_for_speakers, control).await?;
+            if !keep_words {
+                assign::drop_words(&mut transcript);
+            }
+            transcript
+        }
         None => transcript,
     };
     control.finished(Stage::Transcribe, started.elapsed());

@@ -65,18 +65,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let diarizer = args.recognition.diarizer()?;
     let load_seconds = run_started.elapsed().as_secs_f64() - decode_seconds;
 
+    // Diarization splits lines where their words change speaker, so it needs word times;
+    // they are dropped again afterwards when they were not asked for.
+    let mut transcribe_options = args.recognition.transcribe_options();
+    let keep_words = transcribe_options.word_timestamps;
+    transcribe_options.word_timestamps |= diarizer.is_some();
     bar.stage("transcribing");
     let started = Instant::now();
     let transcript = model
-        .transcribe(
-            &audio.samples,
-            &detector,
-            &args.recognition.transcribe_options(),
-            &mut |fraction| {
-                bar.set(fraction);
-                ControlFlow::Continue(())
-            },
-        )
+        .transcribe(&audio.samples, &detector, &transcribe_options, &mut |fraction| {
+            bar.set(fraction);
+            ControlFlow::Continue(())
+        })
         .with_context(|| name.clone())?;
     let transcribe_seconds = started.elapsed().as_secs_f64();
     let mut transcript = transcript;
@@ -91,6 +91,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })
             .with_context(|| name.clone())?;
         assign::attach(&mut transcript, &diarization);
+        if !keep_words {
+            assign::drop_words(&mut transcript);
+        }
     }
     let diarize_seconds = started.elapsed().as_secs_f64();
     bar.finish(&format!(

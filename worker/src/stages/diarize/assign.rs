@@ -6,6 +6,8 @@ use minutes_shared::transcript::{Segment, Speaker, SpeakerTurn, Transcript, Word
 
 use super::{Diarization, Turn};
 
+/// Seconds under which a run of words is not split off as a turn of its own.
+const MIN_RUN: f64 = 0.6;
 /// How far (seconds) a word or segment outside every turn looks for the nearest one.
 const NEAREST_WITHIN: f64 = 1.0;
 
@@ -51,6 +53,26 @@ fn split_at_speaker_changes(segment: Segment) -> Vec<Segment> {
             _ => runs.push(vec![word.clone()]),
         }
     }
+    // A run too short to be a turn of its own (one word, or under MIN_RUN seconds) is a
+    // word whose time fell on the wrong side of a turn boundary: it joins the run before
+    // it (or after it, at the start).
+    let short = |run: &[Word]| {
+        let span = run.last().map_or(0.0, |w| w.end) - run.first().map_or(0.0, |w| w.start);
+        run.len() < 2 || span < MIN_RUN
+    };
+    let mut merged: Vec<Vec<Word>> = Vec::new();
+    for mut run in runs {
+        match merged.last_mut() {
+            Some(previous) if short(&run) => previous.append(&mut run),
+            _ => merged.push(run),
+        }
+    }
+    if merged.len() > 1 && short(&merged[0]) {
+        let mut first = merged.remove(0);
+        first.append(&mut merged[0]);
+        merged[0] = first;
+    }
+    let runs = merged;
     if runs.len() < 2 {
         return vec![segment];
     }
@@ -73,6 +95,14 @@ fn split_at_speaker_changes(segment: Segment) -> Vec<Segment> {
             }
         })
         .collect()
+}
+
+/// Removes the word timings of every segment (after they served to split the lines, when
+/// the user did not ask for them).
+pub fn drop_words(transcript: &mut Transcript) {
+    for segment in &mut transcript.segments {
+        segment.words = None;
+    }
 }
 
 /// Gives `transcript` the speakers of `diarization`.
@@ -151,6 +181,41 @@ mod tests {
         assert_eq!(transcript.speakers.len(), 2);
         assert!((transcript.speakers[0].talk_time - 2.0).abs() < 1e-9);
         assert_eq!(transcript.turns.len(), 2);
+    }
+
+    #[test]
+    fn one_word_over_a_turn_boundary_is_not_split_off() {
+        let diarization = Diarization {
+            turns: vec![
+                Turn { start: 0.0, end: 1.0, speaker: 0 },
+                Turn { start: 1.0, end: 3.0, speaker: 1 },
+            ],
+            speakers: 2,
+        };
+        let mut transcript = Transcript {
+            version: 3,
+            language: "en".into(),
+            duration: 3.0,
+            model: "tiny".into(),
+            segments: vec![Segment {
+                start: 0.0,
+                end: 1.2,
+                text: "Neither did I.".into(),
+                words: Some(vec![
+                    word(0.0, 0.4, "Neither"),
+                    word(0.4, 0.8, "did"),
+                    word(1.0, 1.2, "I."),
+                ]),
+                ..Segment::default()
+            }],
+            speakers: Vec::new(),
+            turns: Vec::new(),
+        };
+        attach(&mut transcript, &diarization);
+        assert_eq!(transcript.segments.len(), 1, "{:?}", transcript.segments);
+        assert_eq!(transcript.segments[0].speaker.as_deref(), Some("S1"));
+        drop_words(&mut transcript);
+        assert!(transcript.segments[0].words.is_none());
     }
 
     #[test]
