@@ -71,7 +71,10 @@ def score(minutes, reference, text, work):
 
 def run_minutes(minutes, model, audio, threads, extra):
     command = [minutes, "transcribe", audio, "--model", model, "--threads", str(threads),
-               "--format", "json", "--timings"] + extra
+               "--format", "json", "--timings",
+               # Recognition alone, as faster-whisper runs it: diarization would add its
+               # time and the word alignment it needs for splitting lines.
+               "--speakers", "off"] + extra
     start = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True)
     if out.returncode != 0:
