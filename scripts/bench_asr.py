@@ -70,7 +70,7 @@ def main():
     commands = {
         "minutes": [args.minutes, "transcribe", args.audio, "--model", args.model,
                     "--threads", str(args.threads), "--beam-size", "5", "--compute-type", "int8",
-                    "--language", "en",
+                    "--language", "en", "--speakers", "off",
                     "--timings"],
         "fw-sequential": [args.python, fw_script, args.model, args.audio, "sequential", str(args.threads)],
         "fw-batched": [args.python, fw_script, args.model, args.audio, "batched", str(args.threads)],
